@@ -1,0 +1,71 @@
+# Edge Vision Kit — every entry point. `make demo` = the main job, `make test` = the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.evk-installed
+REQS := requirements.txt pyproject.toml
+export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := False
+export YOLO_CONFIG_DIR := $(CURDIR)/.evk/ultralytics
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup demo test lint format bench slow lab dashboard local-up local-down local-status schemas clean
+
+help:
+	@echo "make demo      set up, start the local stack and run the main job on the local target"
+	@echo "make test      set up and run the tests (what CI runs)"
+	@echo "make setup     create/refresh $(VENV) from requirements.txt (idempotent)"
+	@echo "make lint      ruff check + format check"
+	@echo "make bench     benchmarks (results in docs/benchmarks.md)"
+	@echo "make slow      the slow tests (long training, soak)"
+	@echo "make lab       JupyterLab on the notebooks"
+	@echo "make local-up | local-down | local-status   the local AWS target"
+
+# Reinstall only when requirements.txt or pyproject.toml changed since the last install.
+setup: $(STAMP)
+$(STAMP): $(REQS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@sha256sum $(REQS) > $(STAMP)
+
+demo: setup
+	$(BIN)/kit demo
+
+# pytest's exit 5 (no test collected) is reported, not treated as a failure of the code.
+test: setup
+	@$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check kit edge_app lambdas infra tests
+	$(BIN)/ruff format --check kit edge_app lambdas infra tests
+
+format: setup
+	$(BIN)/ruff check --fix kit edge_app lambdas infra tests
+	$(BIN)/ruff format kit edge_app lambdas infra tests
+
+bench: setup
+	$(BIN)/python -m pytest -q -m bench -p no:cacheprovider tests/benchmarks
+
+slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+local-up: setup
+	$(BIN)/kit local up
+local-down: setup
+	$(BIN)/kit local down
+local-status: setup
+	$(BIN)/kit local status
+
+schemas: setup
+	$(BIN)/kit schemas
+
+clean:
+	-$(BIN)/kit local down
+	rm -rf .evk .pytest_cache .ruff_cache

@@ -1,0 +1,225 @@
+"""The control config: which model each camera runs, its rules, zones, lines and refresh rate.
+
+A config holds global ``defaults`` and per-camera ``cameras`` overrides; :meth:`ControlConfig.for_camera`
+resolves the settings one camera runs with. Zones and lines use coordinates normalised to the frame
+(0..1), so a config does not depend on the camera's resolution.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from kit.contracts.base import (
+    SCHEMA_VERSION,
+    ClassName,
+    Contract,
+    Identifier,
+    SchemaVersion,
+    UtcDatetime,
+    utc_now,
+)
+from kit.contracts.model import ModelRef
+
+Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
+"""(x, y) normalised to the frame: (0, 0) top-left, (1, 1) bottom-right."""
+
+REFRESH_MIN_S = 1
+REFRESH_MAX_S = 3600
+
+
+class ZoneSpec(Contract):
+    """A polygon region; objects whose anchor point lies inside are counted per class."""
+
+    name: Identifier
+    polygon: list[Point] = Field(min_length=3, max_length=64)
+    classes: list[ClassName] | None = Field(
+        default=None, description="classes counted; all if None"
+    )
+
+
+class LineSpec(Contract):
+    """A counting line; tracked objects crossing it are counted in (left to right of start->end) or out."""
+
+    name: Identifier
+    start: Point
+    end: Point
+
+    @model_validator(mode="after")
+    def _not_a_point(self) -> LineSpec:
+        if self.start == self.end:
+            raise ValueError(
+                f"line {self.name!r} needs two different points (got {self.start} twice)"
+            )
+        return self
+
+
+class _Rule(Contract):
+    name: Identifier | None = Field(
+        default=None, description="unique per camera; defaults to the type"
+    )
+    enabled: bool = True
+    cooldown_s: NonNegativeInt = Field(
+        default=300, le=86400, description="no new alert for the same rule within this many seconds"
+    )
+
+    @property
+    def key(self) -> str:
+        """The rule's identity on its camera (its name, or its type)."""
+        return self.name or self.type  # type: ignore[attr-defined]
+
+
+class CountBelowRule(_Rule):
+    """Alert while the count of ``class_name`` (in ``zone`` or the frame) is below ``threshold``."""
+
+    type: Literal["count_below"] = "count_below"
+    class_name: ClassName
+    threshold: NonNegativeInt
+    zone: Identifier | None = None
+
+
+class CountAboveRule(_Rule):
+    """Alert while the count of ``class_name`` (in ``zone`` or the frame) is above ``threshold``."""
+
+    type: Literal["count_above"] = "count_above"
+    class_name: ClassName
+    threshold: NonNegativeInt
+    zone: Identifier | None = None
+
+
+class RisingTrendRule(_Rule):
+    """Alert while the count keeps rising.
+
+    Definition: over the last ``window`` payloads of the camera (at least ``min_points`` of them,
+    spanning no more than ``max_age_s``), fit count = a + slope * t by least squares with t in
+    minutes; the rule is breached when ``slope >= min_slope_per_min`` and the last count is above
+    the first one of the window.
+    """
+
+    type: Literal["rising_trend"] = "rising_trend"
+    class_name: ClassName
+    zone: Identifier | None = None
+    window: int = Field(default=12, ge=3, le=1000, description="number of latest payloads fitted")
+    min_points: int = Field(default=6, ge=3, le=1000)
+    min_slope_per_min: float = Field(default=1.0, gt=0.0, description="objects per minute")
+    max_age_s: PositiveInt = Field(default=3600, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _points_fit_window(self) -> RisingTrendRule:
+        if self.min_points > self.window:
+            raise ValueError(f"min_points ({self.min_points}) must be <= window ({self.window})")
+        return self
+
+
+class PpeViolationRule(_Rule):
+    """Alert when a person has no helmet: no ``helmet_class`` box overlaps the person's head region.
+
+    The head region is the top ``head_fraction`` of the person box; a helmet counts when at least
+    ``min_overlap`` of the helmet box lies inside that region.
+    """
+
+    type: Literal["ppe_violation"] = "ppe_violation"
+    person_class: ClassName = "person"
+    helmet_class: ClassName = "helmet"
+    head_fraction: float = Field(default=0.3, gt=0.0, le=1.0)
+    min_overlap: float = Field(default=0.3, gt=0.0, le=1.0)
+    min_confidence: float = Field(default=0.4, ge=0.0, le=1.0)
+    zone: Identifier | None = None
+
+
+class CameraSilentRule(_Rule):
+    """Alert when a camera sent no payload for ``factor`` x its refresh rate (a scheduled check)."""
+
+    type: Literal["camera_silent"] = "camera_silent"
+    factor: float = Field(default=3.0, ge=1.0, le=1000.0)
+
+
+Rule = Annotated[
+    CountBelowRule | CountAboveRule | RisingTrendRule | PpeViolationRule | CameraSilentRule,
+    Field(discriminator="type"),
+]
+RULE_TYPES = ("count_below", "count_above", "rising_trend", "ppe_violation", "camera_silent")
+
+
+class CameraSettings(Contract):
+    """Everything one camera runs with (the defaults of a config, or one camera resolved)."""
+
+    model: ModelRef | None = None
+    confidence: float = Field(default=0.25, ge=0.0, le=1.0)
+    refresh_s: int = Field(default=5, ge=REFRESH_MIN_S, le=REFRESH_MAX_S)
+    rules: list[Rule] = Field(default_factory=list, max_length=50)
+    zones: list[ZoneSpec] = Field(default_factory=list, max_length=50)
+    lines: list[LineSpec] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CameraSettings:
+        _check_unique("zones", [z.name for z in self.zones])
+        _check_unique("lines", [line.name for line in self.lines])
+        _check_unique("rules", [r.key for r in self.rules])
+        zone_names = {z.name for z in self.zones}
+        for rule in self.rules:
+            zone = getattr(rule, "zone", None)
+            if zone is not None and zone not in zone_names:
+                raise ValueError(
+                    f"rule {rule.key!r} refers to zone {zone!r}; defined zones: {sorted(zone_names)}"
+                )
+        return self
+
+
+class CameraOverrides(Contract):
+    """Per-camera overrides: a field left out (None) falls back to the config's defaults."""
+
+    model: ModelRef | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    refresh_s: int | None = Field(default=None, ge=REFRESH_MIN_S, le=REFRESH_MAX_S)
+    rules: list[Rule] | None = Field(default=None, max_length=50)
+    zones: list[ZoneSpec] | None = Field(default=None, max_length=50)
+    lines: list[LineSpec] | None = Field(default=None, max_length=50)
+
+
+class ControlConfig(Contract):
+    """The control panel's state: global defaults plus per-camera overrides.
+
+    ``revision`` increases by one on every change; edge devices compare it to apply changes.
+
+    Examples:
+        >>> from kit.contracts import ControlConfig, parse
+        >>> cfg = parse(ControlConfig, {
+        ...     "defaults": {"refresh_s": 5},
+        ...     "cameras": {"shelf-1": {"model": {"name": "shelf", "version": 1},
+        ...                 "rules": [{"type": "count_below", "class_name": "bottle", "threshold": 1}]}}})
+        >>> cfg.for_camera("shelf-1").rules[0].threshold
+        1
+    """
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    revision: NonNegativeInt = 0
+    updated_at: UtcDatetime = Field(default_factory=utc_now)
+    updated_by: str = "system"
+    defaults: CameraSettings = Field(default_factory=CameraSettings)
+    cameras: dict[Identifier, CameraOverrides] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _every_camera_resolves(self) -> ControlConfig:
+        for camera_id in self.cameras:
+            try:
+                self.for_camera(camera_id)
+            except ValueError as error:
+                raise ValueError(f"cameras.{camera_id}: {error}") from None
+        return self
+
+    def for_camera(self, camera_id: str) -> CameraSettings:
+        """The settings ``camera_id`` runs with: its overrides on top of the defaults."""
+        overrides = self.cameras.get(camera_id)
+        if overrides is None:
+            return self.defaults
+        merged = self.defaults.model_dump(mode="json")
+        merged.update(overrides.model_dump(mode="json", exclude_none=True))
+        return CameraSettings.model_validate(merged)
+
+
+def _check_unique(what: str, names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} names must be unique per camera; repeated: {repeated}")

@@ -1,0 +1,277 @@
+"""The local target: a moto server on 127.0.0.1 holding the kit's backend, started and stopped by pid.
+
+``up`` is idempotent: a running stack is reused (and its resources completed if any are missing);
+``down`` snapshots the data and stops every process it started; the next ``up`` restores the
+snapshot. Everything lives under ``<state_dir>/local/``:
+
+    stack.json      endpoint, port and the processes started (pid, start time, command, log)
+    logs/*.log      each process's output
+    snapshot/       the data saved by the last ``down`` (see :mod:`kit.local.snapshot`)
+    lock            serialises concurrent up/down calls
+
+Examples:
+    >>> from kit.local.stack import LocalStack
+    >>> stack = LocalStack()          # doctest: +SKIP
+    >>> stack.up().endpoint_url       # doctest: +SKIP
+    'http://127.0.0.1:5055'
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from kit.backend import BackendSpec, describe_backend
+from kit.local.processes import (
+    ServiceRecord,
+    free_port,
+    port_in_use,
+    start_service,
+    stop_service,
+    wait_until,
+)
+from kit.local.provision import ProvisionReport, provision
+from kit.local.snapshot import restore_queues, restore_snapshot, save_snapshot
+from kit.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+MOTO_START_TIMEOUT_S = 60.0
+
+
+class LocalStackError(RuntimeError):
+    """The local stack cannot start or stop; the message says why and what to do."""
+
+
+@dataclass
+class StackStatus:
+    """What runs and where."""
+
+    running: bool
+    endpoint_url: str | None = None
+    services: dict[str, dict] = field(default_factory=dict)
+    resources: dict[str, list[str]] = field(default_factory=dict)
+    started_at: str | None = None
+    snapshot: dict | None = None
+
+    def describe(self) -> str:
+        """A few readable lines for the CLI."""
+        if not self.running:
+            lines = ["local stack: stopped"]
+        else:
+            lines = [f"local stack: running at {self.endpoint_url} (since {self.started_at})"]
+        for name, info in self.services.items():
+            state = "alive" if info["alive"] else "DEAD"
+            where = f" {info['url']}" if info.get("url") else ""
+            lines.append(
+                f"  {name:<10} pid {info['pid']:<8} {state}{where}  log: {info['log_file']}"
+            )
+        for kind, names in self.resources.items():
+            lines.append(f"  {kind:<10} {', '.join(names)}")
+        if self.snapshot:
+            lines.append(
+                f"  snapshot   saved {self.snapshot['saved_at']}: {self.snapshot['counts']}"
+            )
+        return "\n".join(lines)
+
+
+class LocalStack:
+    """The local AWS target for ``settings`` (default: :func:`kit.settings.load_settings`)."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or load_settings()
+        if self.settings.target != "local":
+            raise LocalStackError(
+                f"the local stack needs target 'local' (settings say {self.settings.target!r}); "
+                "set EVK_TARGET=local"
+            )
+        self.directory = self.settings.local_dir
+        self.state_file = self.directory / "stack.json"
+        self.snapshot_dir = self.directory / "snapshot"
+
+    # -- state -------------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _read_state(self) -> dict | None:
+        if not self.state_file.is_file():
+            return None
+        try:
+            return json.loads(self.state_file.read_text())
+        except json.JSONDecodeError:
+            log.warning("ignoring unreadable %s", self.state_file)
+            return None
+
+    def _write_state(self, state: dict) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    def _records(self, state: dict | None) -> dict[str, ServiceRecord]:
+        if not state:
+            return {}
+        return {name: ServiceRecord(**info) for name, info in state.get("services", {}).items()}
+
+    def _settings_at(self, endpoint_url: str) -> Settings:
+        return self.settings.model_copy(update={"endpoint_url": endpoint_url})
+
+    @property
+    def spec(self) -> BackendSpec:
+        return describe_backend(self.settings)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def up(self) -> StackStatus:
+        """Start (or reuse) the moto server, provision the backend, restore the last snapshot."""
+        with self._locked():
+            state = self._read_state()
+            records = self._records(state)
+            moto = records.get("moto")
+            fresh = moto is None or not moto.is_alive()
+            if fresh:
+                for record in records.values():
+                    stop_service(record)
+                endpoint_url, moto = self._start_moto()
+                state = {
+                    "endpoint_url": endpoint_url,
+                    "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "services": {"moto": moto.to_json()},
+                }
+                self._write_state(state)
+            settings = self._settings_at(state["endpoint_url"])
+            report = provision(self.spec, settings)
+            if fresh:
+                restored = restore_snapshot(self.spec, settings, self.snapshot_dir)
+                if restored:
+                    log.info("restored the last snapshot: %s", restored)
+            self._log_report(report)
+        return self.status()
+
+    def down(self, *, snapshot: bool = True) -> dict[str, int]:
+        """Snapshot the data (unless ``snapshot=False``) and stop every process ``up`` started.
+
+        Returns:
+            The snapshot's counts per resource (empty when nothing ran or no snapshot was taken).
+        """
+        with self._locked():
+            state = self._read_state()
+            records = self._records(state)
+            counts: dict[str, int] = {}
+            moto = records.get("moto")
+            if snapshot and moto is not None and moto.is_alive():
+                settings = self._settings_at(state["endpoint_url"])
+                counts = save_snapshot(self.spec, settings, self.snapshot_dir)
+            for record in reversed(list(records.values())):
+                stop_service(record)
+            self.state_file.unlink(missing_ok=True)
+        return counts
+
+    def snapshot(self) -> dict[str, int]:
+        """Save a snapshot of the running stack without stopping it (queued messages stay queued)."""
+        with self._locked():
+            state = self._read_state()
+            moto = self._records(state).get("moto")
+            if moto is None or not moto.is_alive():
+                raise LocalStackError(
+                    "the local stack is not running; start it with `kit local up`"
+                )
+            settings = self._settings_at(state["endpoint_url"])
+            counts = save_snapshot(self.spec, settings, self.snapshot_dir)
+            restore_queues(self.spec, settings, self.snapshot_dir)
+            return counts
+
+    def status(self) -> StackStatus:
+        """Whether the stack runs, its endpoint, processes and resources."""
+        state = self._read_state()
+        records = self._records(state)
+        snapshot = None
+        if (self.snapshot_dir / "manifest.json").is_file():
+            snapshot = json.loads((self.snapshot_dir / "manifest.json").read_text())
+        moto = records.get("moto")
+        if state is None or moto is None or not moto.is_alive():
+            return StackStatus(running=False, snapshot=snapshot)
+        services = {
+            name: {"pid": r.pid, "alive": r.is_alive(), "url": r.url, "log_file": r.log_file}
+            for name, r in records.items()
+        }
+        settings = self._settings_at(state["endpoint_url"])
+        return StackStatus(
+            running=True,
+            endpoint_url=state["endpoint_url"],
+            services=services,
+            resources=list_resources(settings),
+            started_at=state.get("started_at"),
+            snapshot=snapshot,
+        )
+
+    @property
+    def endpoint_url(self) -> str | None:
+        state = self._read_state()
+        return state["endpoint_url"] if state else None
+
+    # -- internals ---------------------------------------------------------------------------
+    def _start_moto(self) -> tuple[str, ServiceRecord]:
+        host = self.settings.local_host
+        port = self.settings.local_port or free_port(host)
+        if port_in_use(host, port):
+            raise LocalStackError(
+                f"port {port} on {host} is already in use by another program; free it, or choose "
+                "another port with EVK_LOCAL_PORT=<port> (0 picks a free one)"
+            )
+        url_host = f"[{host}]" if ":" in host else host
+        endpoint_url = f"http://{url_host}:{port}"
+        record = start_service(
+            "moto",
+            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+            self.directory / "logs" / "moto.log",
+            url=endpoint_url,
+        )
+        settings = self._settings_at(endpoint_url)
+        s3 = settings.client("s3")
+        try:
+            wait_until(
+                lambda: record.is_alive() and s3.list_buckets() is not None,
+                MOTO_START_TIMEOUT_S,
+                interval_s=0.2,
+                what=f"the moto server at {endpoint_url}",
+            )
+        except TimeoutError as error:
+            stop_service(record)
+            raise LocalStackError(f"{error}; see {record.log_file}") from None
+        return endpoint_url, record
+
+    @staticmethod
+    def _log_report(report: ProvisionReport) -> None:
+        if report.created:
+            log.info("created: %s", ", ".join(report.created))
+
+
+def list_resources(settings: Settings) -> dict[str, list[str]]:
+    """The buckets, queues, tables and topics the endpoint holds (kit's and any others)."""
+    buckets = [b["Name"] for b in settings.client("s3").list_buckets().get("Buckets", [])]
+    queues = [
+        u.rsplit("/", 1)[-1] for u in settings.client("sqs").list_queues().get("QueueUrls", [])
+    ]
+    tables = settings.client("dynamodb").list_tables().get("TableNames", [])
+    topics = [
+        t["TopicArn"].rsplit(":", 1)[-1]
+        for t in settings.client("sns").list_topics().get("Topics", [])
+    ]
+    return {
+        "buckets": sorted(buckets),
+        "queues": sorted(queues),
+        "tables": sorted(tables),
+        "topics": sorted(topics),
+    }
