@@ -81,8 +81,9 @@ def save_snapshot(spec: BackendSpec, settings: Settings, directory: Path) -> dic
     counts["bucket"] = objects
 
     sqs = settings.client("sqs")
-    for logical, name in _queue_names(spec):
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    urls = {logical: sqs.get_queue_url(QueueName=name)["QueueUrl"] for logical, name in _queue_names(spec)}
+    release_in_flight(settings, list(urls.values()))
+    for logical, url in urls.items():
         messages = []
         while True:
             batch = sqs.receive_message(
@@ -145,6 +146,39 @@ def restore_snapshot(spec: BackendSpec, settings: Settings, directory: Path) -> 
     counts.update(restore_queues(spec, settings, directory))
     log.info("snapshot restored from %s: %s", directory, counts)
     return counts
+
+
+def release_in_flight(settings: Settings, queue_urls: list[str]) -> int:
+    """Make messages that a consumer received but did not delete visible again, so that a snapshot
+    holds them too. moto lists every message with its receipt handle at ``/moto-api/data.json``.
+
+    Returns:
+        How many in-flight messages were released.
+    """
+    import requests
+
+    endpoint = settings.aws_endpoint()
+    state = requests.get(f"{endpoint}/moto-api/data.json", timeout=30).json()
+    handles = [
+        m["receipt_handle"]
+        for m in state.get("sqs", {}).get("Message", [])
+        if not m.get("visible", True) and m.get("receipt_handle")
+    ]
+    sqs = settings.client("sqs")
+    released = 0
+    for handle in handles:
+        for url in queue_urls:
+            try:
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0
+                )
+            except sqs.exceptions.ClientError:
+                continue
+            released += 1
+            break
+    if released:
+        log.info("released %d in-flight message(s) before the snapshot", released)
+    return released
 
 
 def restore_queues(spec: BackendSpec, settings: Settings, directory: Path) -> dict[str, int]:

@@ -178,3 +178,17 @@ def test_cli_up_status_down(tmp_path):
         down = run("down")
     assert down.returncode == 0 and "local stack stopped" in down.stdout
     assert run("status").returncode == 3
+
+
+def test_messages_in_flight_at_down_are_kept(own_stack):
+    """GIVEN a message a consumer received but never deleted, WHEN the stack goes down and up,
+    THEN the message is still there (a snapshot loses nothing)."""
+    endpoint = own_stack.up().endpoint_url
+    sqs = plain_client("sqs", endpoint)
+    url = sqs.get_queue_url(QueueName=own_stack.settings.resources.detections_queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="in-flight")
+    assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=600)["Messages"][0]["Body"] == "in-flight"
+    assert own_stack.down()["queue:detections"] == 1
+    sqs = plain_client("sqs", own_stack.up().endpoint_url)
+    url = sqs.get_queue_url(QueueName=own_stack.settings.resources.detections_queue)["QueueUrl"]
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["in-flight"]
