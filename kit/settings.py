@@ -32,7 +32,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kit.contracts.base import contract_error
+from kit.contracts.base import PATTERN_HELP, PREFIX_PATTERN, Identifier, contract_error
 
 ENV_PREFIX = "EVK_"
 CONFIG_FILE_NAME = "evk.yaml"
@@ -90,8 +90,8 @@ class Settings(BaseModel):
     region: str = Field(default="eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     prefix: str = Field(
         default="evk",
-        pattern=r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$",
-        description="3-24 lower-case letters, digits, '-': starts every resource name",
+        pattern=PREFIX_PATTERN,
+        description="starts every resource name; " + PATTERN_HELP[PREFIX_PATTERN],
     )
     state_dir: Path = Field(
         default=Path(".evk"), description="local state; relative to the project root"
@@ -108,7 +108,7 @@ class Settings(BaseModel):
     api_token: str = Field(
         default="evk-local-token", min_length=8, description="local bearer token"
     )
-    device_id: str = Field(default="demo-1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    device_id: Identifier = "demo-1"
     alert_emails: list[str] = Field(default_factory=list)
     alert_webhook_url: str | None = None
     cognito_user_pool_id: str | None = None

@@ -20,10 +20,12 @@ SCHEMA_VERSION = "1.0"
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 ALIAS_PATTERN = r"^[a-z][a-z0-9_\-]{0,31}$"
+PREFIX_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
 
 PATTERN_HELP = {
     IDENTIFIER_PATTERN: "1-64 characters: letters, digits, '_', '.', '-', starting with a letter or digit",
     MODEL_NAME_PATTERN: "1-63 characters: lower-case letters, digits, '_', '-'",
+    PREFIX_PATTERN: "3-24 lower-case letters, digits, '-', starting with a letter",
     ALIAS_PATTERN: "an alias: 1-32 lower-case letters, digits, '_', '-', starting with a letter",
 }
 """Readable descriptions of the identifier patterns, used in error messages."""
