@@ -142,6 +142,16 @@ class Settings(BaseModel):
             return f"http://{self.local_host}:{self.local_port}"
         return None
 
+    def control_api_url(self) -> str | None:
+        """The control API's base URL: explicit, else the running local stack's, else None."""
+        if self.api_url:
+            return self.api_url
+        if self.target == "local":
+            stack_file = self.local_dir / "stack.json"
+            if stack_file.is_file():
+                return json.loads(stack_file.read_text()).get("api_url")
+        return None
+
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client for ``service`` on this target (local: the moto endpoint, test credentials)."""
         import boto3
