@@ -1,7 +1,8 @@
 """Following the backend's control config: poll it, keep the last good one, survive outages.
 
-The config comes from the control API (``GET /config`` with the device's token) when an API URL
-is set, else straight from the config table (item ``config_id = "current"``, attribute
+The config comes from the control API (``GET /config`` with the local token) on the local target
+when the local API runs, else (and always on aws, where devices have an IAM role, not a user's
+Cognito token) straight from the config table (item ``config_id = "current"``, attribute
 ``config`` holding the ControlConfig JSON). The last config received is cached on disk, so a
 device restarted while offline runs with what it last knew. A config that fails validation is
 logged and ignored: the device keeps the previous one.
@@ -48,7 +49,8 @@ class ControlClient:
         timeout_s: float = 5.0,
     ):
         if source == "auto":
-            source = "api" if settings.control_api_url() else "table"
+            # On aws the API wants a user's Cognito token; devices read the table with their role.
+            source = "api" if settings.target == "local" and settings.control_api_url() else "table"
         if source not in {"api", "table", "none"}:
             raise ValueError(
                 f"control source must be 'auto', 'api', 'table' or 'none', not {source!r}"

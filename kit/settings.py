@@ -12,7 +12,7 @@ Precedence, lowest to highest:
 Every resource name derives from ``prefix`` unless set explicitly (the aws target takes them from
 the Pulumi stack outputs, see ``kit aws outputs``).
 
-Only pydantic, yaml and the standard library are imported here (boto3 lazily), so edge devices
+Only pydantic and the standard library are imported here (yaml and boto3 lazily), so edge devices
 and Lambda functions load settings the same way.
 
 Examples:
@@ -29,7 +29,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kit.contracts.base import PATTERN_HELP, PREFIX_PATTERN, Identifier, contract_error
@@ -196,6 +195,8 @@ class Settings(BaseModel):
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
+    import yaml  # only config files need it: Lambda functions configure through EVK_* variables
+
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except OSError as error:

@@ -1,0 +1,279 @@
+"""The whole stack: config → backend description → components → stack outputs.
+
+:func:`build_backend` is the program (``infra/__main__.py`` calls it and exports
+:func:`stack_outputs`); tests call it under ``pulumi.runtime.set_mocks``.
+Both only run inside a Pulumi program (``pulumi up``) or under Pulumi's mocks, e.g.
+``backend = build_backend(StackConfig(prefix="demo")); stack_outputs(backend)["api_url"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.alerts import Alerts, AlertsArgs
+from infra.api import Api, ApiArgs
+from infra.auth import Auth, AuthArgs
+from infra.config import StackConfig
+from infra.dashboard import DashboardHosting, DashboardHostingArgs
+from infra.edge import EdgeAccess, EdgeAccessArgs
+from infra.functions import Functions, FunctionsArgs, powertools_layer_parameter
+from infra.messaging import Messaging, MessagingArgs
+from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
+from infra.storage import Storage, StorageArgs
+from infra.tables import Tables, TablesArgs
+from infra.triggers import Triggers, TriggersArgs
+from kit.backend import BackendSpec, HttpTrigger, SqsTrigger, describe_backend
+from kit.settings import Settings
+
+
+@dataclass
+class Backend:
+    """Every component of a built stack, for outputs and tests."""
+
+    config: StackConfig
+    settings: Settings
+    spec: BackendSpec
+    alerts: Alerts
+    storage: Storage
+    messaging: Messaging
+    tables: Tables
+    functions: Functions
+    triggers: Triggers
+    auth: Auth
+    api: Api
+    dashboard: DashboardHosting | None
+    edge: EdgeAccess | None
+    pipeline: DeliveryPipeline | None
+
+
+def powertools_layer_arn(config: StackConfig) -> pulumi.Input[str]:
+    """The configured layer ARN, else the one AWS publishes for the pinned version in the region."""
+    if config.powertools_layer_arn:
+        return config.powertools_layer_arn
+    name = powertools_layer_parameter(config.powertools_version)
+    return aws.ssm.get_parameter_output(name=name).value
+
+
+def build_backend(config: StackConfig) -> Backend:
+    """Build every resource of the stack from ``config`` and the backend description."""
+    settings = config.settings()
+    spec = describe_backend(settings)
+    prefix = settings.prefix
+    account_id = aws.get_caller_identity_output().account_id
+    partition = aws.get_partition_output().partition
+
+    alerts = Alerts(
+        "alerts", AlertsArgs(topic=spec.topic("alerts"), account_id=account_id, partition=partition)
+    )
+    storage = Storage(
+        "storage",
+        StorageArgs(
+            bucket=spec.bucket,
+            frames_expiry_days=config.frames_expiry_days,
+            force_destroy=not config.protect_data,
+        ),
+    )
+    consumers = [f for f in spec.functions if isinstance(f.trigger, SqsTrigger)]
+    messaging = Messaging(
+        "messaging",
+        MessagingArgs(
+            queues=spec.queues,
+            consumer_timeout_s=max((f.timeout_s for f in consumers), default=1),
+            alarm_topic_arn=alerts.topic.arn,
+            alarm_name_prefix=prefix,
+        ),
+    )
+    tables = Tables(
+        "tables", TablesArgs(tables=spec.tables, deletion_protection=config.protect_data)
+    )
+
+    resource_arns: dict[str, pulumi.Input[str]] = {"bucket": storage.bucket.arn}
+    resource_arns.update({f"table:{k}": t.arn for k, t in tables.tables.items()})
+    resource_arns.update({f"queue:{k}": q.arn for k, q in messaging.queues.items()})
+    resource_arns[f"topic:{spec.topic('alerts').logical}"] = alerts.topic.arn
+
+    functions = Functions(
+        "functions",
+        FunctionsArgs(
+            backend=spec,
+            settings=settings,
+            resource_arns=resource_arns,
+            topic_key_arns={"alerts": alerts.key.arn},
+            layer_arn=powertools_layer_arn(config),
+            log_retention_days=config.log_retention_days,
+        ),
+    )
+    triggers = Triggers(
+        "triggers",
+        TriggersArgs(
+            backend=spec,
+            functions=functions.functions,
+            queue_arns={k: q.arn for k, q in messaging.queues.items()},
+            batch_size=config.batch_size,
+            batching_window_s=config.batching_window_s,
+            rule_name_prefix=prefix,
+        ),
+    )
+    dashboard_config = config.dashboard
+    auth = Auth(
+        "auth",
+        AuthArgs(
+            name_prefix=prefix,
+            deletion_protection=config.protect_data,
+            dashboard_domain=dashboard_config.domain if dashboard_config.enabled else "",
+            hosted_ui_domain_prefix=config.cognito_domain_prefix,
+        ),
+    )
+    http_functions = [f for f in spec.functions if isinstance(f.trigger, HttpTrigger)]
+    if len(http_functions) != 1:
+        raise ValueError(
+            "the backend description must have exactly one HTTP function (the control API), "
+            f"not {[f.logical for f in http_functions]}"
+        )
+    api_function = http_functions[0]
+    cors_origins = list(config.cors_origins)
+    if dashboard_config.enabled and dashboard_config.url not in cors_origins:
+        cors_origins.append(dashboard_config.url)
+    api = Api(
+        "api",
+        ApiArgs(
+            name=f"{prefix}-control-api",
+            function=functions.functions[api_function.logical],
+            routes=api_function.trigger.routes,
+            issuer=auth.issuer,
+            audiences=auth.audiences,
+            cors_origins=cors_origins,
+            throttle_burst=config.api_throttle_burst,
+            throttle_rate=config.api_throttle_rate,
+            log_retention_days=config.log_retention_days,
+        ),
+    )
+    dashboard = None
+    if dashboard_config.enabled:
+        dashboard = DashboardHosting(
+            "dashboard",
+            DashboardHostingArgs(
+                config=dashboard_config,
+                name_prefix=prefix,
+                region=config.region,
+                auth=auth,
+                api_execution_arn=api.api.execution_arn,
+                environment=dashboard_environment(settings, api, auth),
+                log_retention_days=config.log_retention_days,
+                force_delete=not config.protect_data,
+            ),
+        )
+    edge = None
+    if config.edge.enabled:
+        edge = EdgeAccess(
+            "edge",
+            EdgeAccessArgs(
+                backend=spec,
+                resource_arns=resource_arns,
+                name_prefix=prefix,
+                account_id=account_id,
+                partition=partition,
+                region=config.region,
+                credential_duration_s=config.edge.credential_duration_s,
+                panorama=config.edge.panorama,
+            ),
+        )
+    pipeline = None
+    if config.pipeline.enabled:
+        pipeline = DeliveryPipeline(
+            "pipeline",
+            DeliveryPipelineArgs(
+                config=config.pipeline,
+                name_prefix=prefix,
+                artifact_bucket_name=f"{spec.bucket.name}-pipeline",
+                data_bucket_arn=storage.bucket.arn,
+                account_id=account_id,
+                partition=partition,
+                region=config.region,
+            ),
+        )
+    return Backend(
+        config=config,
+        settings=settings,
+        spec=spec,
+        alerts=alerts,
+        storage=storage,
+        messaging=messaging,
+        tables=tables,
+        functions=functions,
+        triggers=triggers,
+        auth=auth,
+        api=api,
+        dashboard=dashboard,
+        edge=edge,
+        pipeline=pipeline,
+    )
+
+
+def dashboard_environment(settings: Settings, api: Api, auth: Auth) -> dict[str, pulumi.Input[str]]:
+    """The dashboard container's environment: the kit settings with the API and Cognito ids."""
+    env: dict[str, pulumi.Input[str]] = dict(settings.as_env())
+    env["EVK_API_URL"] = api.url
+    env["EVK_COGNITO_USER_POOL_ID"] = auth.user_pool.id
+    env["EVK_COGNITO_CLIENT_ID"] = auth.api_client.id
+    return env
+
+
+def stack_outputs(backend: Backend) -> dict[str, Any]:
+    """What ``pulumi stack output`` shows and ``kit aws outputs`` turns into settings."""
+    spec = backend.spec
+    queue = backend.messaging.queues["detections"]
+    built_names: dict[str, pulumi.Input[str]] = {
+        spec.bucket.name: backend.storage.bucket.bucket,
+        spec.topic("alerts").name: backend.alerts.topic.name,
+    }
+    for logical, resource in backend.messaging.queues.items():
+        built_names[spec.queue(logical).name] = resource.name
+        built_names[spec.queue(logical).dlq] = backend.messaging.dead_letter_queues[logical].name
+    for logical, table in backend.tables.tables.items():
+        built_names[spec.table(logical).name] = table.name
+    resources = {
+        field: built_names[name]
+        for field, name in backend.settings.resources.model_dump().items()
+        if name in built_names
+    }
+    outputs: dict[str, Any] = {
+        "region": backend.config.region,
+        "prefix": backend.settings.prefix,
+        "bucket": backend.storage.bucket.bucket,
+        "detections_queue_url": queue.url,
+        "detections_dlq_url": backend.messaging.dead_letter_queues["detections"].url,
+        "alerts_topic_arn": backend.alerts.topic.arn,
+        "tables": {logical: table.name for logical, table in backend.tables.tables.items()},
+        "functions": {k: f.name for k, f in backend.functions.functions.items()},
+        "api_url": backend.api.url,
+        "cognito_user_pool_id": backend.auth.user_pool.id,
+        "cognito_client_id": backend.auth.api_client.id,
+        "resources": resources,
+    }
+    if backend.edge is not None:
+        outputs["greengrass_role_alias"] = backend.edge.role_alias.alias
+        outputs["greengrass_token_exchange_role_arn"] = backend.edge.token_exchange_role.arn
+        outputs["greengrass_core_policy"] = backend.edge.core_device_policy.name
+        if backend.edge.panorama_role is not None:
+            outputs["panorama_role_arn"] = backend.edge.panorama_role.arn
+    if backend.dashboard is not None:
+        outputs["dashboard_url"] = backend.dashboard.url
+        outputs["dashboard_load_balancer_dns"] = backend.dashboard.load_balancer.dns_name
+        outputs["dashboard_repository_url"] = backend.dashboard.repository.repository_url
+    if backend.pipeline is not None:
+        outputs["pipeline_name"] = backend.pipeline.pipeline.name
+        if backend.pipeline.connection is not None:
+            outputs["repository_connection_arn"] = backend.pipeline.connection.arn
+    return outputs
+
+
+def main() -> None:
+    """What ``pulumi up`` runs: read the stack config, build, export the outputs."""
+    backend = build_backend(StackConfig.from_pulumi_config())
+    for key, value in stack_outputs(backend).items():
+        pulumi.export(key, value)
