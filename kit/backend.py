@@ -210,8 +210,10 @@ def describe_backend(settings: Settings) -> BackendSpec:
             indexes=(
                 Index("by-state", Key("state"), Key("opened_at")),
                 Index("by-camera", Key("camera_id"), Key("opened_at")),
+                Index("recent", Key("feed"), Key("opened_at")),
             ),
-            purpose="alert records and their state machine",
+            purpose="alert records and their state machine; 'recent': every alert (feed='alert') "
+            "newest first",
         ),
         TableSpec(
             "devices",
@@ -263,17 +265,17 @@ def describe_backend(settings: Settings) -> BackendSpec:
             trigger=SqsTrigger(queue="detections"),
             timeout_s=PROCESSOR_TIMEOUT_S,
             permissions=(
+                # The event source mapping's (the function's role needs them for its trigger).
                 Permission(
                     ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
                     "queue:detections",
                 ),
                 Permission(("dynamodb:PutItem", "dynamodb:Query"), "table:detections"),
-                Permission(
-                    ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), "table:alerts"
-                ),
-                Permission(("dynamodb:GetItem", "dynamodb:UpdateItem"), "table:cameras"),
+                Permission(("dynamodb:PutItem", "dynamodb:UpdateItem"), "table:alerts"),
+                Permission(("dynamodb:UpdateItem",), "table:cameras"),
                 Permission(("dynamodb:UpdateItem",), "table:devices"),
                 Permission(("dynamodb:GetItem",), "table:config"),
+                # Powertools idempotency (GetItem: its fallback when no old item comes back).
                 Permission(
                     (
                         "dynamodb:GetItem",
@@ -284,6 +286,7 @@ def describe_backend(settings: Settings) -> BackendSpec:
                     "table:idempotency",
                 ),
                 Permission(("sns:Publish",), "topic:alerts"),
+                # Presigned links to annotated frames in the notifications.
                 Permission(("s3:GetObject",), "bucket:frames/"),
             ),
             purpose="validate, store, evaluate rules, raise/resolve alerts, publish to SNS",
@@ -295,15 +298,14 @@ def describe_backend(settings: Settings) -> BackendSpec:
             timeout_s=15,
             permissions=(
                 Permission(("dynamodb:GetItem", "dynamodb:PutItem"), "table:config"),
-                Permission(("dynamodb:PutItem", "dynamodb:Query"), "table:audit"),
-                Permission(
-                    ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"), "table:alerts"
-                ),
-                Permission(("dynamodb:Scan", "dynamodb:GetItem"), "table:cameras"),
+                Permission(("dynamodb:PutItem",), "table:audit"),
+                Permission(("dynamodb:UpdateItem", "dynamodb:Query"), "table:alerts"),
+                Permission(("dynamodb:GetItem", "dynamodb:Scan"), "table:cameras"),
                 Permission(("dynamodb:Scan",), "table:devices"),
                 Permission(("dynamodb:Query",), "table:detections"),
                 Permission(("s3:ListBucket",), "bucket"),
                 Permission(("s3:GetObject",), "bucket:models/"),
+                # Presigned URLs of the latest frames.
                 Permission(("s3:GetObject",), "bucket:frames/"),
             ),
             purpose="the control panel's API (HTTP API v2)",
@@ -316,11 +318,11 @@ def describe_backend(settings: Settings) -> BackendSpec:
             permissions=(
                 Permission(("dynamodb:Scan", "dynamodb:UpdateItem"), "table:cameras"),
                 Permission(("dynamodb:Scan", "dynamodb:UpdateItem"), "table:devices"),
-                Permission(
-                    ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), "table:alerts"
-                ),
+                Permission(("dynamodb:PutItem", "dynamodb:UpdateItem"), "table:alerts"),
                 Permission(("dynamodb:GetItem",), "table:config"),
                 Permission(("sns:Publish",), "topic:alerts"),
+                # Presigned links to the camera's last frame in the notifications.
+                Permission(("s3:GetObject",), "bucket:frames/"),
             ),
             purpose="camera_silent rule and device OFFLINE state",
         ),

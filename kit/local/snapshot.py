@@ -49,11 +49,14 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def save_snapshot(spec: BackendSpec, settings: Settings, directory: Path) -> dict[str, int]:
+def save_snapshot(
+    spec: BackendSpec, settings: Settings, directory: Path, *, keep_queued: bool = False
+) -> dict[str, int]:
     """Write everything the backend holds into ``directory`` (replaced atomically); return counts.
 
-    Queued messages are received (and so hidden) while they are saved: call this only when the
-    backend is about to stop.
+    Queued messages are received while they are saved. With ``keep_queued`` they are made
+    visible again afterwards (the same messages, not copies), for a snapshot of a stack that
+    keeps running; without it they stay hidden, for a stack about to stop.
     """
     staging = directory.with_name(directory.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -81,8 +84,12 @@ def save_snapshot(spec: BackendSpec, settings: Settings, directory: Path) -> dic
     counts["bucket"] = objects
 
     sqs = settings.client("sqs")
-    urls = {logical: sqs.get_queue_url(QueueName=name)["QueueUrl"] for logical, name in _queue_names(spec)}
+    urls = {
+        logical: sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        for logical, name in _queue_names(spec)
+    }
     release_in_flight(settings, list(urls.values()))
+    received: list[tuple[str, str]] = []
     for logical, url in urls.items():
         messages = []
         while True:
@@ -98,9 +105,13 @@ def save_snapshot(spec: BackendSpec, settings: Settings, directory: Path) -> dic
             messages += [
                 {"body": m["Body"], "attributes": m.get("MessageAttributes", {})} for m in batch
             ]
+            received += [(url, m["ReceiptHandle"]) for m in batch]
         (staging / "queues" / f"{logical}.json").write_text(json.dumps(_encode(messages)))
         counts[f"queue:{logical}"] = len(messages)
 
+    if keep_queued:
+        for url, handle in received:
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
     manifest = {"saved_at": datetime.now(UTC).isoformat(), "counts": counts}
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
     if directory.exists():

@@ -4,7 +4,8 @@
 ``down`` snapshots the data and stops every process it started; the next ``up`` restores the
 snapshot. Everything lives under ``<state_dir>/local/``:
 
-    stack.json      endpoint, port and the processes started (pid, start time, command, log)
+    stack.json      endpoint, control API URL and the processes started (pid, start time,
+                    command, log): the moto server and the local Lambda runner
     logs/*.log      each process's output
     snapshot/       the data saved by the last ``down`` (see :mod:`kit.local.snapshot`)
     lock            serialises concurrent up/down calls
@@ -22,6 +23,7 @@ import fcntl
 import json
 import logging
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,12 +39,18 @@ from kit.local.processes import (
     wait_until,
 )
 from kit.local.provision import ProvisionReport, provision
-from kit.local.snapshot import restore_queues, restore_snapshot, save_snapshot
+from kit.local.snapshot import restore_snapshot, save_snapshot
 from kit.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 MOTO_START_TIMEOUT_S = 60.0
+RUNNER_START_TIMEOUT_S = 60.0
+
+
+def _answers(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
 
 
 class LocalStackError(RuntimeError):
@@ -133,8 +141,15 @@ class LocalStack:
         return describe_backend(self.settings)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def up(self) -> StackStatus:
-        """Start (or reuse) the moto server, provision the backend, restore the last snapshot."""
+    def up(self, *, runner: bool = True) -> StackStatus:
+        """Start (or reuse) the moto server, provision the backend, restore the last snapshot.
+
+        Args:
+            runner: also start (or reuse) the local Lambda runner (:mod:`kit.local.runner`):
+                the processor on the detections queue, the control API on
+                ``settings.api_port`` and the scheduled health check. Without it, messages sent
+                to the queue stay there.
+        """
         with self._locked():
             state = self._read_state()
             records = self._records(state)
@@ -157,6 +172,8 @@ class LocalStack:
                 if restored:
                     log.info("restored the last snapshot: %s", restored)
             self._log_report(report)
+            if runner:
+                self._ensure_runner(state, settings)
         return self.status()
 
     def down(self, *, snapshot: bool = True) -> dict[str, int]:
@@ -169,6 +186,10 @@ class LocalStack:
             state = self._read_state()
             records = self._records(state)
             counts: dict[str, int] = {}
+            # The runner consumes the queues: stop it before their messages are saved.
+            runner = records.pop("runner", None)
+            if runner is not None:
+                stop_service(runner)
             moto = records.get("moto")
             if snapshot and moto is not None and moto.is_alive():
                 settings = self._settings_at(state["endpoint_url"])
@@ -188,9 +209,7 @@ class LocalStack:
                     "the local stack is not running; start it with `kit local up`"
                 )
             settings = self._settings_at(state["endpoint_url"])
-            counts = save_snapshot(self.spec, settings, self.snapshot_dir)
-            restore_queues(self.spec, settings, self.snapshot_dir)
-            return counts
+            return save_snapshot(self.spec, settings, self.snapshot_dir, keep_queued=True)
 
     def status(self) -> StackStatus:
         """Whether the stack runs, its endpoint, processes and resources."""
@@ -251,6 +270,43 @@ class LocalStack:
             stop_service(record)
             raise LocalStackError(f"{error}; see {record.log_file}") from None
         return endpoint_url, record
+
+    def _ensure_runner(self, state: dict, settings: Settings) -> None:
+        """Start the local Lambda runner unless it runs; record it (and its URL) in stack.json."""
+        record = self._records(state).get("runner")
+        if record is not None and record.is_alive():
+            return
+        host = self.settings.local_host
+        port = self.settings.api_port or free_port(host)
+        if port_in_use(host, port):
+            raise LocalStackError(
+                f"port {port} on {host} (the local control API) is already in use by another "
+                "program; free it, or choose another port with EVK_API_PORT=<port> (0 picks a "
+                "free one)"
+            )
+        url_host = f"[{host}]" if ":" in host else host
+        api_url = f"http://{url_host}:{port}"
+        runner_settings = settings.model_copy(update={"api_url": api_url, "api_port": port})
+        record = start_service(
+            "runner",
+            [sys.executable, "-m", "kit.local.runner", "--port", str(port)],
+            self.directory / "logs" / "runner.log",
+            env=runner_settings.as_env(),
+            url=api_url,
+        )
+        try:
+            wait_until(
+                lambda: record.is_alive() and _answers(f"{api_url}/health"),
+                RUNNER_START_TIMEOUT_S,
+                interval_s=0.2,
+                what=f"the local Lambda runner at {api_url}",
+            )
+        except TimeoutError as error:
+            stop_service(record)
+            raise LocalStackError(f"{error}; see {record.log_file}") from None
+        state["services"]["runner"] = record.to_json()
+        state["api_url"] = api_url
+        self._write_state(state)
 
     @staticmethod
     def _log_report(report: ProvisionReport) -> None:

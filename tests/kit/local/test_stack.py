@@ -66,7 +66,7 @@ def test_up_provisions_every_resource_of_the_backend(own_stack):
     indexes = dynamodb.describe_table(TableName="lifecycle-alerts")["Table"][
         "GlobalSecondaryIndexes"
     ]
-    assert sorted(i["IndexName"] for i in indexes) == ["by-camera", "by-state"]
+    assert sorted(i["IndexName"] for i in indexes) == ["by-camera", "by-state", "recent"]
     sns = plain_client("sns", status.endpoint_url)
     topic = sns.list_topics()["Topics"][0]["TopicArn"]
     assert topic.endswith(":lifecycle-alerts")
@@ -87,7 +87,7 @@ def test_up_twice_reuses_the_server_and_duplicates_nothing(own_stack):
 
 
 def test_data_survives_down_and_up(own_stack):
-    endpoint = own_stack.up().endpoint_url
+    endpoint = own_stack.up(runner=False).endpoint_url
     settings = own_stack.settings
     plain_client("s3", endpoint).put_object(
         Bucket="lifecycle-bucket", Key="frames/d/c/x.jpg", Body=b"\xff\xd8jpeg"
@@ -105,7 +105,7 @@ def test_data_survives_down_and_up(own_stack):
     assert counts["bucket"] == 1 and counts["table:config"] == 1 and counts["queue:detections"] == 2
     assert not own_stack.status().running
 
-    endpoint = own_stack.up().endpoint_url
+    endpoint = own_stack.up(runner=False).endpoint_url
     body = (
         plain_client("s3", endpoint)
         .get_object(Bucket="lifecycle-bucket", Key="frames/d/c/x.jpg")["Body"]
@@ -183,12 +183,30 @@ def test_cli_up_status_down(tmp_path):
 def test_messages_in_flight_at_down_are_kept(own_stack):
     """GIVEN a message a consumer received but never deleted, WHEN the stack goes down and up,
     THEN the message is still there (a snapshot loses nothing)."""
-    endpoint = own_stack.up().endpoint_url
+    endpoint = own_stack.up(runner=False).endpoint_url
     sqs = plain_client("sqs", endpoint)
     url = sqs.get_queue_url(QueueName=own_stack.settings.resources.detections_queue)["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="in-flight")
-    assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=600)["Messages"][0]["Body"] == "in-flight"
+    assert (
+        sqs.receive_message(QueueUrl=url, VisibilityTimeout=600)["Messages"][0]["Body"]
+        == "in-flight"
+    )
     assert own_stack.down()["queue:detections"] == 1
-    sqs = plain_client("sqs", own_stack.up().endpoint_url)
+    sqs = plain_client("sqs", own_stack.up(runner=False).endpoint_url)
     url = sqs.get_queue_url(QueueName=own_stack.settings.resources.detections_queue)["QueueUrl"]
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["in-flight"]
+
+
+def test_live_snapshot_keeps_the_queue_as_it_was(own_stack):
+    endpoint = own_stack.up(runner=False).endpoint_url
+    sqs = plain_client("sqs", endpoint)
+    url = sqs.get_queue_url(QueueName=own_stack.settings.resources.detections_queue)["QueueUrl"]
+    for body in ("a", "b", "c"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    assert own_stack.snapshot()["queue:detections"] == 3
+    bodies = []
+    while batch := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60
+    ).get("Messages"):
+        bodies += [m["Body"] for m in batch]
+    assert sorted(bodies) == ["a", "b", "c"]

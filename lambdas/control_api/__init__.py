@@ -1,0 +1,1 @@
+"""The control panel's API: API Gateway HTTP API v2 events routed by Powertools."""

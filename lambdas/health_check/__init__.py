@@ -1,0 +1,1 @@
+"""The scheduled health check: silent cameras and device health."""

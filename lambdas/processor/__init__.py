@@ -1,0 +1,1 @@
+"""The processor: SQS batches of edge messages -> detections, device health, rules, alerts."""

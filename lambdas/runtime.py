@@ -1,0 +1,169 @@
+"""What the handlers talk to, built once per Lambda container (or local runner) from the settings.
+
+A Lambda reads its settings like everything else in the kit (:func:`kit.settings.load_settings`,
+``EVK_*`` environment variables set by ``infra/`` or by the local runner). :func:`backend` builds
+the clients and services on first use and keeps them for the container's life;
+:func:`use_settings` replaces them (the local runner and the tests point the handlers at a
+given backend this way).
+
+Examples:
+    >>> from lambdas import runtime
+    >>> runtime.use_settings(settings)      # doctest: +SKIP
+    >>> runtime.backend().store.get_config().revision   # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from botocore.config import Config
+
+from kit.backend import describe_backend
+from kit.contracts import Alert
+from kit.settings import Settings, load_settings
+from lambdas.alerts import AlertDesk, render_body, render_subject
+from lambdas.store import Store
+
+IDEMPOTENCY_EXPIRY_S = 4 * 86400
+"""A payload id is remembered as long as the detections queue keeps a message (4 days)."""
+FRAME_LINK_EXPIRY_S = 24 * 3600
+"""Presigned frame links in notifications; on AWS also bounded by the role's session."""
+
+
+class SnsNotifier:
+    """Publishes alerts to the alerts topic with a readable subject and body."""
+
+    def __init__(
+        self,
+        sns: Any,
+        topic: str,
+        *,
+        account_id: Callable[[], str],
+        region: str,
+        frame_url: Callable[[str], str],
+        api_url: str | None = None,
+    ):
+        self.sns = sns
+        self._topic = topic
+        self._account_id = account_id
+        self.region = region
+        self.frame_url = frame_url
+        self.api_url = api_url
+
+    @property
+    def topic_arn(self) -> str:
+        """The topic's ARN: taken as is when the setting holds one, else built from its name."""
+        if self._topic.startswith("arn:"):
+            return self._topic
+        self._topic = f"arn:aws:sns:{self.region}:{self._account_id()}:{self._topic}"
+        return self._topic
+
+    def publish(self, alert: Alert) -> str:
+        """Send ``alert``; return the SNS message id."""
+        frame = self.frame_url(alert.frame_key) if alert.frame_key else None
+        response = self.sns.publish(
+            TopicArn=self.topic_arn,
+            Subject=render_subject(alert),
+            Message=render_body(alert, frame_url=frame, api_url=self.api_url),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in (
+                    ("alert_id", alert.alert_id),
+                    ("state", alert.state),
+                    ("camera_id", alert.camera_id),
+                    ("rule", alert.rule),
+                    ("rule_type", alert.rule_type),
+                )
+            },
+        )
+        return response["MessageId"]
+
+
+class Backend:
+    """Clients, the store, the alert desk and the idempotency layer for one settings object."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.spec = describe_backend(settings)
+        self.dynamodb = settings.client("dynamodb")
+        self.s3 = settings.client("s3", config=Config(signature_version="s3v4"))
+        self.sns = settings.client("sns")
+        self._sts = settings.client("sts")
+        self._account: str | None = None
+        self.store = Store(self.dynamodb, settings.resources)
+        self.notifier = SnsNotifier(
+            self.sns,
+            settings.resources.alerts_topic,
+            account_id=self.account_id,
+            region=settings.region,
+            frame_url=self.frame_url,
+            api_url=settings.api_url,
+        )
+        self.alerts = AlertDesk(self.store, self.notifier)
+        self.idempotency_config = IdempotencyConfig(
+            event_key_jmespath="payload_id",
+            expires_after_seconds=IDEMPOTENCY_EXPIRY_S,
+            raise_on_no_idempotency_key=True,
+        )
+        self.idempotency_layer = DynamoDBPersistenceLayer(
+            table_name=settings.resources.idempotency_table, boto3_client=self.dynamodb
+        )
+        self._once: dict[Callable, Callable] = {}
+
+    def account_id(self) -> str:
+        """This account's id (STS GetCallerIdentity needs no IAM permission), cached."""
+        if self._account is None:
+            self._account = self._sts.get_caller_identity()["Account"]
+        return self._account
+
+    def frame_url(self, key: str, expires_s: int = FRAME_LINK_EXPIRY_S) -> str:
+        """A presigned GET URL of an object in the bucket (no request is made)."""
+        return self.s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.settings.resources.bucket, "Key": key},
+            ExpiresIn=expires_s,
+        )
+
+    def once_per_payload(self, function: Callable) -> Callable:
+        """``function`` made idempotent on its ``payload`` argument's ``payload_id``.
+
+        A second call with the same payload id returns the first call's (JSON) result without
+        running ``function``; a call that raises leaves no trace, so a retry runs it again.
+        """
+        if function not in self._once:
+            self._once[function] = idempotent_function(
+                data_keyword_argument="payload",
+                persistence_store=self.idempotency_layer,
+                config=self.idempotency_config,
+                key_prefix="payload",
+            )(function)
+        return self._once[function]
+
+
+_lock = threading.Lock()
+_current: Backend | None = None
+
+
+def backend() -> Backend:
+    """The process's backend, built from :func:`kit.settings.load_settings` on first use."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Backend(load_settings())
+        return _current
+
+
+def use_settings(settings: Settings) -> Backend:
+    """Point every handler in this process at ``settings``' backend; return it."""
+    global _current
+    with _lock:
+        _current = Backend(settings)
+        return _current

@@ -1,0 +1,660 @@
+"""Every DynamoDB read and write of the backend, on the tables described in :mod:`kit.backend`.
+
+Items keep scalars as DynamoDB scalars and nested documents (payloads, heartbeats, counts, rule
+states) as JSON text, so the low-level client needs no Decimal conversions. Timestamps are
+:func:`lambdas.timefmt.stamp` text, so sort keys order by time.
+
+Tables (logical names; physical ones come from settings):
+
+- ``detections`` (camera_id, sk = ``<captured_at>#<payload_id>``): one item per payload, TTL
+  ``expires_at`` = captured_at + :data:`DETECTION_RETENTION_DAYS`.
+- ``cameras`` (camera_id): newest payload's time, counts, frame, model; ``rules``: a map of rule
+  key -> :class:`lambdas.alerts.RuleState` JSON.
+- ``devices`` (device_id): the latest heartbeat, when it arrived, the newest payload time.
+- ``alerts`` (alert_id; indexes by-state, by-camera, recent): :class:`kit.contracts.Alert` fields.
+- ``config`` (config_id = ``current``): the :class:`kit.contracts.ControlConfig` as JSON.
+- ``audit`` (entity, at): who changed what, when, old -> new.
+
+Examples:
+    >>> from kit.settings import load_settings
+    >>> settings = load_settings()                                  # doctest: +SKIP
+    >>> store = Store(settings.client("dynamodb"), settings.resources)  # doctest: +SKIP
+    >>> store.get_config().revision                                 # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from kit.contracts import Alert, ControlConfig, DetectionPayload, Heartbeat
+from kit.settings import ResourceNames
+from lambdas.rules import CountSample
+from lambdas.timefmt import epoch_s, parse_stamp, stamp
+
+INLINE_PAYLOAD_MAX = 100_000
+"""Payload JSON longer than this is stored zlib-compressed (``payload_z``): DynamoDB items are
+limited to 400 KB and a payload may carry 2,000 detections."""
+DETECTION_RETENTION_DAYS = 30
+"""Detections expire (DynamoDB TTL) this long after capture, like the frames in the bucket."""
+RESOLVED_ALERT_RETENTION_DAYS = 90
+AUDIT_RETENTION_DAYS = 365
+CONFIG_ID = "current"
+ALERT_FEED = "alert"
+"""The constant partition key of the alerts table's ``recent`` index (all alerts, newest first)."""
+
+
+class BadCursorError(ValueError):
+    """A paging cursor that this API did not hand out."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; ``cursor`` fetches the next one (None: no more)."""
+
+    items: list[Any]
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class CameraRecord:
+    """A camera as the backend last saw it."""
+
+    camera_id: str
+    device_id: str | None = None
+    last_seen: datetime | None = None
+    received_at: datetime | None = None
+    last_payload_id: str | None = None
+    model: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    zone_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    frame_key: str | None = None
+    frame_at: datetime | None = None
+    rules: dict[str, str] = field(default_factory=dict)
+    """Rule key -> stored :class:`lambdas.alerts.RuleState` JSON."""
+
+    def to_json(self) -> dict[str, Any]:
+        """For API responses (rule states reduced to the current alert id)."""
+        return {
+            "camera_id": self.camera_id,
+            "device_id": self.device_id,
+            "last_seen": _iso(self.last_seen),
+            "received_at": _iso(self.received_at),
+            "last_payload_id": self.last_payload_id,
+            "model": self.model,
+            "counts": self.counts,
+            "zone_counts": self.zone_counts,
+            "frame_key": self.frame_key,
+            "frame_at": _iso(self.frame_at),
+        }
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """A device: its latest heartbeat and its newest payload."""
+
+    device_id: str
+    heartbeat: Heartbeat | None = None
+    received_at: datetime | None = None
+    last_payload_at: datetime | None = None
+    health: str | None = None
+    health_since: datetime | None = None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return stamp(moment) if moment else None
+
+
+def _value(attribute: dict[str, Any]) -> Any:
+    (kind, raw), *_ = attribute.items()
+    if kind == "S":
+        return raw
+    if kind == "N":
+        number = float(raw)
+        return int(number) if number.is_integer() and "." not in raw and "e" not in raw else number
+    if kind == "BOOL":
+        return raw
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _value(v) for k, v in raw.items()}
+    if kind == "L":
+        return [_value(v) for v in raw]
+    return raw
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _value(attribute) for name, attribute in item.items()}
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, datetime):
+        return {"S": stamp(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    raise TypeError(f"cannot store {type(value).__name__} as a DynamoDB scalar: {value!r}")
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _attribute(v) for name, v in values.items() if v is not None}
+
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    """A URL-safe cursor for DynamoDB's ``LastEvaluatedKey``."""
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, key_names: set[str]) -> dict[str, Any] | None:
+    """The ``ExclusiveStartKey`` in ``cursor``.
+
+    Raises:
+        BadCursorError: when ``cursor`` is not one this API returned for this listing.
+    """
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadCursorError("not a cursor this API returned") from None
+    valid = (
+        isinstance(key, dict)
+        and set(key) == key_names
+        and all(
+            isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str)
+            for v in key.values()
+        )
+    )
+    if not valid:
+        raise BadCursorError("not a cursor this API returned for this listing")
+    return key
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+ALERT_INDEXES = {
+    "by-camera": ("camera_id", {"alert_id", "camera_id", "opened_at"}),
+    "by-state": ("state", {"alert_id", "state", "opened_at"}),
+    "recent": ("feed", {"alert_id", "feed", "opened_at"}),
+}
+
+
+def alert_to_item(alert: Alert, *, expires_at: int | None = None) -> dict[str, Any]:
+    values = {name: getattr(alert, name) for name in Alert.model_fields}
+    values["feed"] = ALERT_FEED
+    values["expires_at"] = expires_at
+    return _item(values)
+
+
+def item_to_alert(item: dict[str, Any]) -> Alert:
+    values = _plain(item)
+    return Alert.model_validate({k: v for k, v in values.items() if k in Alert.model_fields})
+
+
+class Store:
+    """The backend's tables through one low-level DynamoDB client."""
+
+    def __init__(self, client: Any, names: ResourceNames):
+        self.client = client
+        self.names = names
+
+    # -- detections ----------------------------------------------------------------------------
+    def put_detection(self, payload: DetectionPayload) -> None:
+        """Store one payload (re-storing the same payload rewrites the same item)."""
+        expires = payload.captured_at + timedelta(days=DETECTION_RETENTION_DAYS)
+        document = payload.model_dump_json(by_alias=True)
+        item = _item(
+            {
+                "camera_id": payload.camera_id,
+                "sk": f"{stamp(payload.captured_at)}#{payload.payload_id}",
+                "payload_id": payload.payload_id,
+                "device_id": payload.device_id,
+                "captured_at": payload.captured_at,
+                "counts": json.dumps(payload.counts),
+                "zone_counts": json.dumps(payload.zone_counts),
+                "expires_at": epoch_s(expires),
+            }
+        )
+        if len(document) > INLINE_PAYLOAD_MAX:
+            item["payload_z"] = {"B": zlib.compress(document.encode(), 6)}
+        else:
+            item["payload"] = {"S": document}
+        self.client.put_item(TableName=self.names.detections_table, Item=item)
+
+    def recent_samples(self, camera_id: str, limit: int) -> list[CountSample]:
+        """The camera's newest ``limit`` payloads' counts, oldest first (strongly consistent)."""
+        response = self.client.query(
+            TableName=self.names.detections_table,
+            KeyConditionExpression="camera_id = :camera",
+            ExpressionAttributeValues={":camera": {"S": camera_id}},
+            ProjectionExpression="captured_at, counts, zone_counts",
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        samples = [
+            CountSample(
+                parse_stamp(item["captured_at"]["S"]),
+                json.loads(item["counts"]["S"]),
+                json.loads(item["zone_counts"]["S"]),
+            )
+            for item in response["Items"]
+        ]
+        return samples[::-1]
+
+    def query_detections(
+        self,
+        camera_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        newest_first: bool = True,
+    ) -> Page:
+        """A page of the camera's payloads (as JSON dicts), captured in [since, until)."""
+        condition = "camera_id = :camera"
+        values: dict[str, Any] = {":camera": {"S": camera_id}}
+        if since and until:
+            condition += " AND sk BETWEEN :since AND :until"
+            values[":since"] = {"S": stamp(since)}
+            values[":until"] = {"S": stamp(until - timedelta(microseconds=1)) + "#\uffff"}
+        elif since:
+            condition += " AND sk >= :since"
+            values[":since"] = {"S": stamp(since)}
+        elif until:
+            condition += " AND sk < :until"
+            values[":until"] = {"S": stamp(until)}
+        options: dict[str, Any] = {}
+        start = decode_cursor(cursor, {"camera_id", "sk"})
+        if start:
+            options["ExclusiveStartKey"] = start
+        response = self.client.query(
+            TableName=self.names.detections_table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ProjectionExpression="payload, payload_z",
+            ScanIndexForward=not newest_first,
+            Limit=limit,
+            **options,
+        )
+        items = [
+            json.loads(
+                item["payload"]["S"]
+                if "payload" in item
+                else zlib.decompress(item["payload_z"]["B"])
+            )
+            for item in response["Items"]
+        ]
+        return Page(items, encode_cursor(response.get("LastEvaluatedKey")))
+
+    # -- cameras -------------------------------------------------------------------------------
+    def touch_camera(self, payload: DetectionPayload, received_at: datetime) -> CameraRecord | None:
+        """Record ``payload`` as the camera's newest; None when a newer one is already recorded."""
+        sets = [
+            "device_id = :device",
+            "last_seen = :seen",
+            "received_at = :received",
+            "last_payload_id = :payload",
+            "#model = :model",
+            "counts = :counts",
+            "zone_counts = :zones",
+            "#rules = if_not_exists(#rules, :no_rules)",
+        ]
+        values = {
+            ":device": {"S": payload.device_id},
+            ":seen": {"S": stamp(payload.captured_at)},
+            ":received": {"S": stamp(received_at)},
+            ":payload": {"S": payload.payload_id},
+            ":model": {"S": str(payload.model)},
+            ":counts": {"S": json.dumps(payload.counts)},
+            ":zones": {"S": json.dumps(payload.zone_counts)},
+            ":no_rules": {"M": {}},
+        }
+        if payload.frame_key:
+            sets += ["frame_key = :frame", "frame_at = :seen"]
+            values[":frame"] = {"S": payload.frame_key}
+        try:
+            response = self.client.update_item(
+                TableName=self.names.cameras_table,
+                Key={"camera_id": {"S": payload.camera_id}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_not_exists(last_seen) OR last_seen <= :seen",
+                ExpressionAttributeNames={"#model": "model", "#rules": "rules"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        return self._camera(response["Attributes"])
+
+    def replace_rule_state(
+        self, camera_id: str, rule_key: str, new: str, expected: str | None
+    ) -> bool:
+        """Set one rule's state if it is still ``expected`` (None: never stored); False otherwise."""
+        names = {"#rules": "rules", "#rule": rule_key}
+        values: dict[str, Any] = {":new": {"S": new}}
+        if expected is None:
+            condition = "attribute_not_exists(#rules.#rule)"
+        else:
+            condition = "#rules.#rule = :expected"
+            values[":expected"] = {"S": expected}
+        try:
+            self.client.update_item(
+                TableName=self.names.cameras_table,
+                Key={"camera_id": {"S": camera_id}},
+                UpdateExpression="SET #rules.#rule = :new",
+                ConditionExpression=f"attribute_exists(camera_id) AND {condition}",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def get_camera(self, camera_id: str) -> CameraRecord | None:
+        item = self.client.get_item(
+            TableName=self.names.cameras_table, Key={"camera_id": {"S": camera_id}}
+        ).get("Item")
+        return self._camera(item) if item else None
+
+    def list_cameras(self) -> list[CameraRecord]:
+        items = []
+        for page in self.client.get_paginator("scan").paginate(TableName=self.names.cameras_table):
+            items += [self._camera(item) for item in page["Items"]]
+        return sorted(items, key=lambda c: c.camera_id)
+
+    @staticmethod
+    def _camera(item: dict[str, Any]) -> CameraRecord:
+        values = _plain(item)
+
+        def moment(name: str) -> datetime | None:
+            return parse_stamp(values[name]) if values.get(name) else None
+
+        return CameraRecord(
+            camera_id=values["camera_id"],
+            device_id=values.get("device_id"),
+            last_seen=moment("last_seen"),
+            received_at=moment("received_at"),
+            last_payload_id=values.get("last_payload_id"),
+            model=values.get("model"),
+            counts=json.loads(values.get("counts") or "{}"),
+            zone_counts=json.loads(values.get("zone_counts") or "{}"),
+            frame_key=values.get("frame_key"),
+            frame_at=moment("frame_at"),
+            rules=dict(values.get("rules") or {}),
+        )
+
+    # -- devices -------------------------------------------------------------------------------
+    def record_heartbeat(self, heartbeat: Heartbeat, received_at: datetime) -> bool:
+        """Keep ``heartbeat`` as the device's latest; False when a newer one is already kept."""
+        try:
+            self.client.update_item(
+                TableName=self.names.devices_table,
+                Key={"device_id": {"S": heartbeat.device_id}},
+                UpdateExpression=(
+                    "SET heartbeat = :heartbeat, sent_at = :sent, received_at = :received, "
+                    "app_version = :version"
+                ),
+                ConditionExpression="attribute_not_exists(sent_at) OR sent_at <= :sent",
+                ExpressionAttributeValues={
+                    ":heartbeat": {"S": heartbeat.model_dump_json()},
+                    ":sent": {"S": stamp(heartbeat.sent_at)},
+                    ":received": {"S": stamp(received_at)},
+                    ":version": {"S": heartbeat.app_version},
+                },
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def touch_device(self, payload: DetectionPayload) -> None:
+        """Note the device's newest payload time (older payloads leave it as it is)."""
+        try:
+            self.client.update_item(
+                TableName=self.names.devices_table,
+                Key={"device_id": {"S": payload.device_id}},
+                UpdateExpression="SET last_payload_at = :at",
+                ConditionExpression="attribute_not_exists(last_payload_at) OR last_payload_at < :at",
+                ExpressionAttributeValues={":at": {"S": stamp(payload.captured_at)}},
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+
+    def list_devices(self) -> list[DeviceRecord]:
+        devices = []
+        for page in self.client.get_paginator("scan").paginate(TableName=self.names.devices_table):
+            for item in page["Items"]:
+                values = _plain(item)
+                heartbeat = values.get("heartbeat")
+                devices.append(
+                    DeviceRecord(
+                        device_id=values["device_id"],
+                        heartbeat=Heartbeat.model_validate_json(heartbeat) if heartbeat else None,
+                        received_at=parse_stamp(values["received_at"])
+                        if values.get("received_at")
+                        else None,
+                        last_payload_at=parse_stamp(values["last_payload_at"])
+                        if values.get("last_payload_at")
+                        else None,
+                        health=values.get("health"),
+                        health_since=parse_stamp(values["health_since"])
+                        if values.get("health_since")
+                        else None,
+                    )
+                )
+        return sorted(devices, key=lambda d: d.device_id)
+
+    def set_device_health(self, device_id: str, health: str, since: datetime) -> None:
+        self.client.update_item(
+            TableName=self.names.devices_table,
+            Key={"device_id": {"S": device_id}},
+            UpdateExpression="SET health = :health, health_since = :since",
+            ExpressionAttributeValues={":health": {"S": health}, ":since": {"S": stamp(since)}},
+        )
+
+    # -- config --------------------------------------------------------------------------------
+    def get_config(self) -> ControlConfig:
+        """The current control config (the defaults, revision 0, until one is stored)."""
+        item = self.client.get_item(
+            TableName=self.names.config_table,
+            Key={"config_id": {"S": CONFIG_ID}},
+            ConsistentRead=True,
+        ).get("Item")
+        if not item or "config" not in item:
+            return ControlConfig(updated_by="default")
+        return ControlConfig.model_validate_json(item["config"]["S"])
+
+    def put_config(self, config: ControlConfig, expected_revision: int) -> bool:
+        """Store ``config`` if the stored one still has ``expected_revision``; False otherwise."""
+        try:
+            self.client.put_item(
+                TableName=self.names.config_table,
+                Item=_item(
+                    {
+                        "config_id": CONFIG_ID,
+                        "revision": config.revision,
+                        "updated_at": config.updated_at,
+                        "updated_by": config.updated_by,
+                        "config": config.model_dump_json(),
+                    }
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(config_id) OR attribute_not_exists(revision) "
+                    "OR revision = :expected"
+                ),
+                ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    # -- alerts --------------------------------------------------------------------------------
+    def create_alert(self, alert: Alert) -> bool:
+        """Write a new alert record; False when it already exists (a retried transition)."""
+        try:
+            self.client.put_item(
+                TableName=self.names.alerts_table,
+                Item=alert_to_item(alert),
+                ConditionExpression="attribute_not_exists(alert_id)",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def resolve_alert(self, resolved: Alert) -> Alert | None:
+        """Mark an alert RESOLVED (keeping who acked it); None when its record does not exist."""
+        ttl = int(
+            (resolved.resolved_at + timedelta(days=RESOLVED_ALERT_RETENTION_DAYS)).timestamp()
+        )
+        try:
+            response = self.client.update_item(
+                TableName=self.names.alerts_table,
+                Key={"alert_id": {"S": resolved.alert_id}},
+                UpdateExpression=(
+                    "SET #state = :resolved, resolved_at = if_not_exists(resolved_at, :at), "
+                    "updated_at = :at, #value = :value, message = :message, expires_at = :ttl"
+                ),
+                ConditionExpression="attribute_exists(alert_id)",
+                ExpressionAttributeNames={"#state": "state", "#value": "value"},
+                ExpressionAttributeValues={
+                    ":resolved": {"S": "RESOLVED"},
+                    ":at": {"S": stamp(resolved.resolved_at)},
+                    ":value": _attribute(resolved.value),
+                    ":message": {"S": resolved.message},
+                    ":ttl": {"N": str(ttl)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                self.client.put_item(
+                    TableName=self.names.alerts_table,
+                    Item=alert_to_item(resolved, expires_at=ttl),
+                )
+                return None
+            raise
+        return item_to_alert(response["Attributes"])
+
+    def ack_alert(
+        self, alert_id: str, *, by: str, at: datetime
+    ) -> tuple[Alert | None, Alert | None]:
+        """Acknowledge an OPEN alert.
+
+        Returns:
+            ``(acked, unchanged)``: the ACKED alert, or (None, the alert as it is) when it was not
+            OPEN, or (None, None) when no alert has that id.
+        """
+        try:
+            response = self.client.update_item(
+                TableName=self.names.alerts_table,
+                Key={"alert_id": {"S": alert_id}},
+                UpdateExpression="SET #state = :acked, acked_at = :at, acked_by = :by, updated_at = :at",
+                ConditionExpression="attribute_exists(alert_id) AND #state = :open",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":acked": {"S": "ACKED"},
+                    ":open": {"S": "OPEN"},
+                    ":at": {"S": stamp(at)},
+                    ":by": {"S": by},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                old = error.response.get("Item")
+                return None, (item_to_alert(old) if old else None)
+            raise
+        return item_to_alert(response["Attributes"]), None
+
+    def query_alerts(
+        self,
+        *,
+        state: str | None = None,
+        camera_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page of alerts, newest first, of one state and/or one camera (or all)."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        if camera_id is not None:
+            index = "by-camera"
+            names["#key"] = "camera_id"
+            values[":key"] = {"S": camera_id}
+            if state is not None:
+                options["FilterExpression"] = "#state = :state"
+                names["#state"] = "state"
+                values[":state"] = {"S": state}
+        elif state is not None:
+            index = "by-state"
+            names["#key"] = "state"
+            values[":key"] = {"S": state}
+        else:
+            index = "recent"
+            names["#key"] = "feed"
+            values[":key"] = {"S": ALERT_FEED}
+        start = decode_cursor(cursor, ALERT_INDEXES[index][1])
+        if start:
+            options["ExclusiveStartKey"] = start
+        response = self.client.query(
+            TableName=self.names.alerts_table,
+            IndexName=index,
+            KeyConditionExpression="#key = :key",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit,
+            **options,
+        )
+        alerts = [item_to_alert(item) for item in response["Items"]]
+        return Page(alerts, encode_cursor(response.get("LastEvaluatedKey")))
+
+    # -- audit ---------------------------------------------------------------------------------
+    def write_audit(
+        self, *, entity: str, action: str, who: str, at: datetime, old: Any, new: Any
+    ) -> None:
+        """Record a change: ``entity`` (e.g. ``config/shelf-1``), who, when, old -> new."""
+        self.client.put_item(
+            TableName=self.names.audit_table,
+            Item=_item(
+                {
+                    "entity": entity,
+                    "at": f"{stamp(at)}#{uuid.uuid4().hex[:8]}",
+                    "action": action,
+                    "who": who,
+                    "old": json.dumps(old, sort_keys=True),
+                    "new": json.dumps(new, sort_keys=True),
+                    "expires_at": epoch_s(at + timedelta(days=AUDIT_RETENTION_DAYS)),
+                }
+            ),
+        )
