@@ -43,6 +43,37 @@ def _local(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from kit.local.runner import read_alert_inbox
+
+    print(f"waiting for alerts on {settings.resources.alerts_inbox_queue} (Ctrl-C to stop)")
+    try:
+        while True:
+            for notice in read_alert_inbox(settings, wait_s=20):
+                print(f"\n[{notice.sent_at}] {notice.subject}\n{notice.body}", flush=True)
+            if args.once:
+                return 0
+    except KeyboardInterrupt:
+        return 0
+
+
+def _aws(settings: Settings, args: argparse.Namespace) -> int:
+    from kit import aws
+
+    if args.action == "outputs":
+        path, values = aws.aws_outputs(args.source, write=args.write, stack=args.stack)
+        print(f"wrote {path} ({len(values)} settings from the stack outputs)")
+    else:
+        user = aws.create_cognito_user(
+            settings,
+            args.email,
+            temporary_password=args.temporary_password,
+            send_invitation=not args.no_invitation,
+        )
+        print(f"created Cognito user {args.email}: {user}")
+    return 0
+
+
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
     if args.env:
         for key, value in sorted(settings.as_env().items()):
@@ -85,6 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--no-snapshot", action="store_true", help="down: do not save the data")
     local.add_argument("--json", action="store_true", help="status: print JSON")
     local.set_defaults(run=_local)
+
+    alerts = commands.add_parser("alerts", help="alerts sent by the backend (local target)")
+    alerts.add_argument("action", choices=["tail"])
+    alerts.add_argument("--once", action="store_true", help="print what is waiting, then exit")
+    alerts.set_defaults(run=_alerts)
+
+    aws_cmd = commands.add_parser("aws", help="the aws target: stack outputs, Cognito users")
+    aws_actions = aws_cmd.add_subparsers(dest="action", required=True)
+    outputs = aws_actions.add_parser("outputs", help="write settings from the Pulumi stack outputs")
+    outputs.add_argument(
+        "--from", dest="source", help="a JSON file of `pulumi stack output --json`"
+    )
+    outputs.add_argument("--stack", help="the Pulumi stack (when asking the Pulumi CLI)")
+    outputs.add_argument("--write", help="the settings file to write (default: <project>/evk.yaml)")
+    create_user = aws_actions.add_parser("create-user", help="create a dashboard user in Cognito")
+    create_user.add_argument("email")
+    create_user.add_argument("--temporary-password")
+    create_user.add_argument("--no-invitation", action="store_true")
+    aws_cmd.set_defaults(run=_aws)
 
     show = commands.add_parser("settings", help="print the resolved settings")
     show.add_argument("--env", action="store_true", help="as EVK_* environment variables")

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -392,16 +391,6 @@ def wait_for_alerts(
             break
         notices += read_alert_inbox(settings, wait_s=max(1, min(20, int(left))))
     return notices
-
-
-def control_api_url(settings: Settings) -> str | None:
-    """The control API's base URL: ``settings.api_url``, else the running local stack's."""
-    if settings.api_url:
-        return settings.api_url
-    stack_file = Path(settings.local_dir) / "stack.json"
-    if stack_file.is_file():
-        return json.loads(stack_file.read_text()).get("api_url")
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from kit.backend import CONTROL_API_ROUTES
 from kit.local import LocalStack
 from kit.local.http_api import http_api_event, http_response, match_route
 from kit.local.lambda_events import LocalLambdaContext, scheduled_event, sqs_event
-from kit.local.runner import control_api_url, read_alert_inbox, wait_for_alerts
+from kit.local.runner import read_alert_inbox, wait_for_alerts
 from kit.settings import load_settings
 
 EVENTS = Path(__file__).resolve().parents[2] / "lambdas" / "events"
@@ -171,7 +171,7 @@ def running_stack(tmp_path_factory):
 def api(running_stack):
     stack, _ = running_stack
     settings = stack.settings.model_copy(update={"endpoint_url": stack.endpoint_url})
-    url = control_api_url(settings)
+    url = settings.control_api_url()
     auth = {"Authorization": f"Bearer {settings.api_token}"}
     return settings, url, auth
 
