@@ -34,7 +34,9 @@ def drain(settings, expected: int, timeout_s: float = 30.0) -> list:
     url = sqs.get_queue_url(QueueName=settings.resources.detections_queue)["QueueUrl"]
     messages, deadline = [], time.monotonic() + timeout_s
     while len(messages) < expected and time.monotonic() < deadline:
-        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
             messages.append(parse_edge_message(m["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     return messages
@@ -48,7 +50,9 @@ def test_frame_key_layout():
 @pytest.fixture(scope="module")
 def quiet_backend(tmp_path_factory):
     """A local stack without the Lambda runner: what the publisher sends stays on the queue."""
-    stack = LocalStack(load_settings(state_dir=tmp_path_factory.mktemp("quiet"), local_port=0, prefix="quiet"))
+    stack = LocalStack(
+        load_settings(state_dir=tmp_path_factory.mktemp("quiet"), local_port=0, prefix="quiet")
+    )
     stack.up(runner=False)
     yield stack.settings.model_copy(update={"endpoint_url": stack.endpoint_url})
     stack.down(snapshot=False)
@@ -70,7 +74,9 @@ def test_payloads_and_frames_arrive_in_order(quiet_backend, tmp_path):
     assert [m.counts["bottle"] for m in messages[:5]] == [0, 1, 2, 3, 4]
     assert messages[5].kind == "heartbeat"
     s3 = backend_settings.client("s3")
-    body = s3.get_object(Bucket=backend_settings.resources.bucket, Key=messages[3].frame_key)["Body"].read()
+    body = s3.get_object(Bucket=backend_settings.resources.bucket, Key=messages[3].frame_key)[
+        "Body"
+    ].read()
     assert body == b"\xff\xd8\x03"
 
 
@@ -78,7 +84,9 @@ def test_backend_outage_spools_and_replays_everything_once_in_order(tmp_path):
     """GIVEN a publisher sending to a local stack, WHEN the stack is stopped mid-run and started
     again on the same port, THEN every payload arrives exactly once and in order."""
     port = free_port()
-    stack = LocalStack(load_settings(state_dir=tmp_path / "state", local_port=port, prefix="outage"))
+    stack = LocalStack(
+        load_settings(state_dir=tmp_path / "state", local_port=port, prefix="outage")
+    )
     stack.up(runner=False)
     settings = stack.settings.model_copy(update={"endpoint_url": stack.endpoint_url})
     spool = Spool(tmp_path / "spool", max_bytes=10_000_000, fsync=False)

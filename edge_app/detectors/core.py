@@ -1,0 +1,239 @@
+"""`Detector`: a model behind a backend, plus the pre- and post-processing around it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_app.detections import Detections, class_ids_of
+from edge_app.detectors.base import InferenceBackend
+from edge_app.detectors.processing import (
+    LetterboxInfo,
+    decode_end2end_output,
+    decode_yolo_output,
+    frame_to_tensor,
+)
+
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "edge_app.detectors.onnxruntime_backend:OnnxRuntimeBackend",
+    "openvino": "edge_app.detectors.openvino_backend:OpenVinoBackend",
+}
+"""Backend name -> ``module:class`` of its `InferenceBackend`, imported on first use."""
+
+
+class Detector:
+    """An object detector: letterbox, run the backend, decode, NMS, boxes in frame pixels.
+
+    The three stages are separate methods so that a pipeline can overlap them (preprocess the
+    next frame while this one is inferred). `detect` runs them in turn with one reusable input
+    buffer, so it must not be called from several threads at once; give each thread its own
+    buffer (`new_input_buffer`) and call the stages instead.
+
+    Args:
+        backend: The loaded model.
+        max_det: Most detections returned per frame.
+
+    Examples:
+        >>> # detector = load_detector("models/fish/3/best.onnx")
+        >>> # detections = detector.detect(frame_bgr, conf=0.4, classes=["fish"])
+    """
+
+    def __init__(self, backend: InferenceBackend, max_det: int = 300) -> None:
+        backend.metadata.check_supported()
+        self.backend = backend
+        self.metadata = backend.metadata
+        self.max_det = max_det
+        self._input = self.new_input_buffer()
+
+    def __repr__(self) -> str:
+        return f"Detector({self.backend!r}, classes={len(self.class_names)}, imgsz={self.imgsz})"
+
+    @property
+    def class_names(self) -> dict[int, str]:
+        """Class names by class id, from the model's metadata."""
+        return self.metadata.class_names
+
+    @property
+    def imgsz(self) -> tuple[int, int]:
+        """Network input size ``(height, width)``."""
+        return self.metadata.imgsz
+
+    def new_input_buffer(self) -> np.ndarray:
+        """A ``(1, 3, H, W)`` float32 buffer for `preprocess` to write into."""
+        return np.empty((1, 3, *self.imgsz), dtype=np.float32)
+
+    def preprocess(
+        self, frame: np.ndarray, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, LetterboxInfo]:
+        """Letterbox a BGR uint8 frame into the network input tensor.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 BGR image.
+            out: Buffer from `new_input_buffer` to fill; a new one when omitted.
+
+        Returns:
+            The input tensor and where the frame sits in it.
+        """
+        return frame_to_tensor(frame, self.imgsz, out=out)
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """The backend's raw output for a preprocessed tensor."""
+        return self.backend.infer(tensor)
+
+    def postprocess(
+        self,
+        raw: np.ndarray,
+        info: LetterboxInfo,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        classes: Iterable[int | str] | None = None,
+    ) -> Detections:
+        """Decode raw output into `Detections` in pixels of the original frame.
+
+        Args:
+            raw: Output of `infer`: ``(1, 4 + nc, N)`` (YOLOv8/11) or ``(1, max_det, 6)``
+                (NMS-free heads and exports with NMS).
+            info: Letterbox placement from `preprocess`.
+            conf: Keep boxes with a confidence above this.
+            iou: NMS IoU threshold (boxes of the same class overlapping more are dropped).
+            classes: Keep only these classes (ids or names).
+
+        Raises:
+            ValueError: for thresholds outside 0..1, unknown class names or an output layout
+                that is not a detection head.
+        """
+        _check_fraction("conf", conf)
+        _check_fraction("iou", iou)
+        wanted = None if classes is None else class_ids_of(classes, self.class_names)
+        num_classes = len(self.class_names)
+        if raw.ndim == 3 and raw.shape[1] == 4 + num_classes:
+            decoded = decode_yolo_output(raw, num_classes, conf, iou, wanted, self.max_det)
+        elif raw.ndim == 3 and raw.shape[2] == 6:
+            decoded = decode_end2end_output(raw, conf, wanted, self.max_det)
+        else:
+            raise ValueError(
+                f"cannot decode output of shape {raw.shape} for {num_classes} classes: expected "
+                f"(1, {4 + num_classes}, N) or (1, max_det, 6)"
+            )
+        return Detections(
+            xyxy=info.boxes_to_frame(decoded.xyxy),
+            confidence=decoded.confidence,
+            class_id=decoded.class_id,
+            class_names=self.class_names,
+        )
+
+    def detect(
+        self,
+        frame: np.ndarray,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        classes: Iterable[int | str] | None = None,
+    ) -> Detections:
+        """Detect objects in one BGR frame (preprocess, infer, postprocess).
+
+        Examples:
+            >>> # detections = detector.detect(frame, conf=0.4)
+            >>> # detections.counts()  -> {"bottle": 3, "person": 0}
+        """
+        tensor, info = self.preprocess(frame, out=self._input)
+        return self.postprocess(self.infer(tensor), info, conf=conf, iou=iou, classes=classes)
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+
+
+def backend_for_path(path: str | Path) -> str:
+    """The backend `load_detector` picks for a model path.
+
+    ``.onnx`` -> ``"onnxruntime"``; a ``.xml`` or a directory holding one (an ultralytics
+    ``*_openvino_model``) -> ``"openvino"``; a directory holding one ``.onnx`` -> ``"onnxruntime"``.
+
+    Raises:
+        FileNotFoundError: when the path does not exist.
+        ValueError: when no backend reads that kind of file.
+
+    Examples:
+        >>> backend_for_path("models/best.onnx")
+        'onnxruntime'
+    """
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return "onnxruntime"
+    if path.suffix == ".xml":
+        return "openvino"
+    if path.is_dir():
+        if any(path.glob("*.xml")):
+            return "openvino"
+        if len(list(path.glob("*.onnx"))) == 1:
+            return "onnxruntime"
+        raise ValueError(f"{path} holds no .xml (OpenVINO) and not exactly one .onnx model")
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}")
+    raise ValueError(
+        f"cannot tell the backend for {path.name!r}: expected a .onnx file, an OpenVINO .xml "
+        "or a *_openvino_model directory"
+    )
+
+
+def load_backend(path: str | Path, backend: str = "auto", **options: Any) -> InferenceBackend:
+    """Load a model file with the named backend (or the one `backend_for_path` picks).
+
+    Raises:
+        FileNotFoundError: when there is no model at ``path``.
+        ValueError: for an unknown backend name.
+    """
+    name = backend_for_path(path) if backend == "auto" else backend
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of {sorted(BACKENDS)}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}")
+    if name == "onnxruntime" and path.is_dir():
+        candidates = sorted(path.glob("*.onnx"))
+        if len(candidates) != 1:
+            found = [c.name for c in candidates] or "none"
+            raise FileNotFoundError(f"expected exactly one .onnx model in {path}, found {found}")
+        path = candidates[0]
+    module_name, class_name = BACKENDS[name].split(":")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class(path, **options)
+
+
+def load_detector(
+    path: str | Path,
+    backend: str = "auto",
+    threads: int | None = None,
+    class_names: Mapping[int, str] | None = None,
+    max_det: int = 300,
+    **backend_options: Any,
+) -> Detector:
+    """Load a detector from a model file, reading classes and input size from its metadata.
+
+    Args:
+        path: ``.onnx`` file, OpenVINO ``.xml`` or ``*_openvino_model`` directory.
+        backend: ``"auto"`` (by path), ``"onnxruntime"`` or ``"openvino"`` (which also reads
+            ``.onnx`` files).
+        threads: Inference threads (default: the CPUs available, at most 4).
+        class_names: Names by class id for models without ultralytics metadata.
+        max_det: Most detections per frame.
+        **backend_options: Passed to the backend (``device="GPU"`` for OpenVINO, ...).
+
+    Raises:
+        FileNotFoundError: when there is no model at ``path``.
+        ValueError: for an unknown backend or a model that is not an object detector.
+        ImportError: when the backend's runtime package is not installed.
+
+    Examples:
+        >>> # detector = load_detector("runs/detect/train/weights/best_openvino_model")
+        >>> # detector.class_names -> {0: "person", 1: "helmet"}
+    """
+    loaded = load_backend(
+        path, backend, threads=threads, class_names=class_names, **backend_options
+    )
+    return Detector(loaded, max_det=max_det)

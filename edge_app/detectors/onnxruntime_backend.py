@@ -1,0 +1,69 @@
+"""ONNX Runtime backend (CPU execution provider)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edge_app.detectors.base import InferenceBackend, check_batch_dimension, default_thread_count
+from edge_app.detectors.metadata import ModelMetadata
+
+
+class OnnxRuntimeBackend(InferenceBackend):
+    """Runs an ``.onnx`` model with ONNX Runtime.
+
+    Args:
+        model_path: The ``.onnx`` file.
+        threads: Intra-op threads; defaults to `default_thread_count`.
+        providers: Execution providers, ``["CPUExecutionProvider"]`` unless given.
+        allow_spinning: Let idle intra-op threads busy-wait for work. Off by default: spinning
+            saves a fraction of a millisecond on an idle machine, but on a device where video
+            decoding, tracking and other cameras share the cores it steals their CPU and can
+            make inference several times slower.
+        class_names: Overrides the names in the model's metadata (models not from ultralytics).
+
+    Examples:
+        >>> # backend = OnnxRuntimeBackend(Path("best.onnx"))
+        >>> # raw = backend.infer(tensor)  # (1, 4 + nc, N) for a YOLOv8/11 detector
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        allow_spinning: bool = False,
+        class_names: Mapping[int, str] | None = None,
+    ) -> None:
+        model_path = Path(model_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_thread_count()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+        )
+        self.session = ort.InferenceSession(
+            str(model_path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+        )
+        model_input = self.session.get_inputs()[0]
+        check_batch_dimension(model_input.shape, model_path)
+        values: dict = dict(self.session.get_modelmeta().custom_metadata_map)
+        if "imgsz" not in values and all(isinstance(d, int) for d in model_input.shape[2:]):
+            values["imgsz"] = list(model_input.shape[2:])
+        if class_names is not None:
+            values["names"] = dict(class_names)
+        super().__init__(model_path, ModelMetadata.from_mapping(values, source=str(model_path)))
+        self._input_name = model_input.name
+        self._output_names = [self.session.get_outputs()[0].name]
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the session on ``tensor`` (passed without a copy) and return the first output."""
+        return self.session.run(self._output_names, {self._input_name: tensor})[0]
