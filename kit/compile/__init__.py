@@ -1,0 +1,49 @@
+"""Export trained weights (ONNX, OpenVINO), check them against PyTorch, compile with SageMaker Neo.
+
+Examples:
+    >>> from kit.compile import export_onnx, export_openvino, parity_check
+    >>> onnx = export_onnx(result.weights)
+    >>> parity_check(result.weights, onnx, "datasets/shelf/data.yaml", strict=True).passed
+    True
+"""
+
+from kit.compile.export import ExportError, export_onnx, export_openvino, nncf_available
+from kit.compile.neo import (
+    CompilationJobError,
+    build_compilation_job_request,
+    download_compiled_model,
+    neo_target_devices,
+    package_for_neo,
+    start_compilation_job,
+    wait_for_compilation_job,
+)
+from kit.compile.parity import (
+    ImageAgreement,
+    ParityError,
+    ParityReport,
+    box_iou,
+    compare_boxes,
+    match_boxes,
+    parity_check,
+)
+
+__all__ = [
+    "CompilationJobError",
+    "ExportError",
+    "ImageAgreement",
+    "ParityError",
+    "ParityReport",
+    "box_iou",
+    "compare_boxes",
+    "build_compilation_job_request",
+    "download_compiled_model",
+    "export_onnx",
+    "export_openvino",
+    "match_boxes",
+    "nncf_available",
+    "neo_target_devices",
+    "package_for_neo",
+    "parity_check",
+    "start_compilation_job",
+    "wait_for_compilation_job",
+]

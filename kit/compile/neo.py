@@ -1,0 +1,410 @@
+"""SageMaker Neo compilation jobs: a model compiled for a Panorama appliance or a Greengrass device.
+
+Neo takes a ``model.tar.gz`` holding one model file: for ``PYTORCH`` a TorchScript ``model.pth``
+(Neo's edge targets accept PyTorch up to 1.8), for ``ONNX`` a ``model.onnx`` (ONNX 1.7, opset
+≤ 12). Targets:
+
+- AWS Panorama appliances: ``target_device="jetson_xavier"``.
+- Greengrass devices: ``jetson_nano``, ``jetson_xavier``, ``jetson_tx2``, ``rasp4b``,
+  ``imx8mplus`` ... (:func:`neo_target_devices` lists what the installed botocore accepts), or a
+  platform for generic Linux hosts: ``target_platform={"Os": "LINUX", "Arch": "X86_64"}``
+  (``ARM64``; ``"Accelerator": "NVIDIA"`` for CUDA boxes).
+
+Bucket layout::
+
+    compilation-jobs/<job>/model.tar.gz   the input
+    compilation-jobs/<job>/output/        Neo's compiled archive
+
+Examples:
+    >>> job = start_compilation_job("best.pt", target_device="jetson_xavier", role_arn=role)
+    >>> wait_for_compilation_job(job)["CompilationJobStatus"]
+    'COMPLETED'
+    >>> download_compiled_model(job)
+    PosixPath('.evk/compilation-jobs/kit-neo-.../model-jetson_xavier.tar.gz')
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kit.train.sagemaker import LOCAL_ROLE_ARN
+
+if TYPE_CHECKING:
+    from kit.settings import Settings
+
+NEO_PREFIX = "compilation-jobs"
+PANORAMA_TARGET_DEVICE = "jetson_xavier"
+FRAMEWORKS = ("PYTORCH", "ONNX")
+DEFAULT_FRAMEWORK_VERSIONS = {"PYTORCH": "1.8"}
+INPUT_NAMES = {"PYTORCH": "input0", "ONNX": "images"}
+MODEL_FILES = {"PYTORCH": "model.pth", "ONNX": "model.onnx"}
+NEO_ONNX_OPSET = 12
+
+_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_FINAL_STATES = {"COMPLETED", "FAILED", "STOPPED"}
+
+
+class CompilationJobError(RuntimeError):
+    """A Neo compilation job failed or was stopped; the message carries its FailureReason."""
+
+
+@functools.cache
+def _sagemaker_enums() -> dict[str, tuple[str, ...]]:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return {
+        name: tuple(model.shape_for(name).enum)
+        for name in (
+            "TargetDevice",
+            "TargetPlatformOs",
+            "TargetPlatformArch",
+            "TargetPlatformAccelerator",
+        )
+    }
+
+
+def neo_target_devices() -> tuple[str, ...]:
+    """The ``TargetDevice`` values the installed botocore's SageMaker API accepts."""
+    return _sagemaker_enums()["TargetDevice"]
+
+
+def _check_target(
+    target_device: str | None, target_platform: Mapping[str, str] | None
+) -> dict[str, Any]:
+    if (target_device is None) == (target_platform is None):
+        raise ValueError(
+            "give exactly one of target_device (e.g. 'jetson_xavier' for Panorama) and "
+            "target_platform (e.g. {'Os': 'LINUX', 'Arch': 'X86_64'})"
+        )
+    enums = _sagemaker_enums()
+    if target_device is not None:
+        if target_device not in enums["TargetDevice"]:
+            raise ValueError(
+                f"unknown Neo target device {target_device!r}; allowed: "
+                f"{', '.join(enums['TargetDevice'])}"
+            )
+        return {"TargetDevice": target_device}
+    platform = dict(target_platform or {})
+    allowed = {
+        "Os": "TargetPlatformOs",
+        "Arch": "TargetPlatformArch",
+        "Accelerator": "TargetPlatformAccelerator",
+    }
+    unknown = set(platform) - set(allowed)
+    if unknown or "Os" not in platform or "Arch" not in platform:
+        raise ValueError(
+            f"target_platform needs 'Os' and 'Arch' (optional 'Accelerator'); got {sorted(platform)}"
+        )
+    for key, value in platform.items():
+        if value not in enums[allowed[key]]:
+            raise ValueError(
+                f"target_platform {key} {value!r} is not allowed; allowed: {', '.join(enums[allowed[key]])}"
+            )
+    return {"TargetPlatform": platform}
+
+
+def target_label(target_device: str | None, target_platform: Mapping[str, str] | None) -> str:
+    """``jetson_xavier`` or ``linux_x86_64[_nvidia]``: the target as one word (file names, metadata)."""
+    if target_device:
+        return target_device
+    parts = [target_platform["Os"], target_platform["Arch"], target_platform.get("Accelerator")]
+    return "_".join(p for p in parts if p).lower()
+
+
+def build_compilation_job_request(
+    *,
+    job_name: str,
+    role_arn: str,
+    model_uri: str,
+    output_uri: str,
+    imgsz: int,
+    framework: str = "PYTORCH",
+    framework_version: str | None = None,
+    target_device: str | None = None,
+    target_platform: Mapping[str, str] | None = None,
+    compiler_options: Mapping[str, Any] | None = None,
+    input_name: str | None = None,
+    max_runtime_s: int = 900,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of boto3 ``sagemaker.create_compilation_job``.
+
+    Args:
+        job_name: 1-63 letters, digits and hyphens.
+        role_arn: a role Neo may use to read the input and write the output.
+        model_uri: s3:// URI of the ``model.tar.gz`` (see :func:`package_for_neo`).
+        output_uri: s3:// prefix for the compiled archive.
+        imgsz: the square input size; the input shape is ``[1, 3, imgsz, imgsz]``.
+        framework: ``PYTORCH`` (TorchScript) or ``ONNX``.
+        framework_version: default ``1.8`` for PYTORCH; ONNX leaves it to Neo.
+        target_device: a Neo device (``jetson_xavier`` for Panorama ...).
+        target_platform: ``{"Os": "LINUX", "Arch": "X86_64" | "ARM64", "Accelerator": ...}``.
+        compiler_options: Neo compiler options, e.g. ``{"gpu-code": "sm_72", "trt-ver": "8.0",
+            "cuda-ver": "10.2"}`` for a Jetson.
+        input_name: the model input's name (default ``input0`` for PyTorch, ``images`` for ONNX).
+        max_runtime_s: the job's time limit.
+        tags: resource tags.
+
+    Raises:
+        ValueError: an unknown framework, target or platform value (the message lists the allowed
+            ones), a bad job name or size.
+    """
+    if not _JOB_NAME.match(job_name):
+        raise ValueError(f"job name {job_name!r} is not allowed: 1-63 letters, digits and hyphens")
+    framework = framework.upper()
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework {framework!r} is not supported here; use one of {FRAMEWORKS}")
+    if imgsz <= 0 or imgsz % 32:
+        raise ValueError(f"imgsz must be a positive multiple of 32 (got {imgsz})")
+    for name, uri in (("model_uri", model_uri), ("output_uri", output_uri)):
+        if not uri.startswith("s3://"):
+            raise ValueError(f"{name} must be an s3:// URI (got {uri!r})")
+    output_config = {
+        "S3OutputLocation": output_uri,
+        **_check_target(target_device, target_platform),
+    }
+    if compiler_options:
+        output_config["CompilerOptions"] = json.dumps(dict(compiler_options))
+    input_config: dict[str, Any] = {
+        "S3Uri": model_uri,
+        "DataInputConfig": json.dumps(
+            {input_name or INPUT_NAMES[framework]: [1, 3, int(imgsz), int(imgsz)]}
+        ),
+        "Framework": framework,
+    }
+    version = framework_version or DEFAULT_FRAMEWORK_VERSIONS.get(framework)
+    if version:
+        input_config["FrameworkVersion"] = version
+    request: dict[str, Any] = {
+        "CompilationJobName": job_name,
+        "RoleArn": role_arn,
+        "InputConfig": input_config,
+        "OutputConfig": output_config,
+        "StoppingCondition": {"MaxRuntimeInSeconds": int(max_runtime_s)},
+    }
+    if tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    return request
+
+
+def package_for_neo(
+    weights: str | Path,
+    imgsz: int | None = None,
+    *,
+    framework: str = "PYTORCH",
+    output: str | Path | None = None,
+) -> Path:
+    """Export ``weights`` for Neo and pack the one model file into ``model.tar.gz``.
+
+    PYTORCH: a TorchScript trace (``model.pth``); ONNX: ``model.onnx`` at opset 12.
+
+    Returns:
+        The archive (default ``<weights stem>_neo_<framework>.tar.gz`` next to the weights).
+    """
+    from kit.compile.export import _check_weights, _export, export_onnx
+
+    weights = _check_weights(weights)
+    framework = framework.upper()
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework {framework!r} is not supported here; use one of {FRAMEWORKS}")
+    archive = (
+        Path(output)
+        if output
+        else weights.with_name(f"{weights.stem}_neo_{framework.lower()}.tar.gz")
+    )
+    with tempfile.TemporaryDirectory(prefix="kit-neo-") as scratch:
+        if framework == "ONNX":
+            model_file = export_onnx(
+                weights, imgsz, opset=NEO_ONNX_OPSET, output=Path(scratch) / "model.onnx"
+            )
+        else:
+            arguments = {"imgsz": imgsz} if imgsz else {}
+            model_file = _export(weights, "torchscript", Path(scratch), False, **arguments)
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(model_file, arcname=MODEL_FILES[framework])
+    return archive
+
+
+def _settings(settings: Settings | None) -> Settings:
+    if settings is not None:
+        return settings
+    from kit.settings import load_settings
+
+    return load_settings()
+
+
+def start_compilation_job(
+    model: str | Path,
+    *,
+    target_device: str | None = None,
+    target_platform: Mapping[str, str] | None = None,
+    framework: str = "PYTORCH",
+    imgsz: int | None = None,
+    role_arn: str | None = None,
+    job_name: str | None = None,
+    settings: Settings | None = None,
+    **options: Any,
+) -> str:
+    """Package (if needed) and upload a model, then start a Neo compilation job; return its name.
+
+    Args:
+        model: ultralytics ``.pt`` weights (packed with :func:`package_for_neo`) or a ready
+            ``model.tar.gz`` (then ``imgsz`` is required).
+        target_device: e.g. ``jetson_xavier`` (Panorama), ``jetson_nano``, ``rasp4b``.
+        target_platform: e.g. ``{"Os": "LINUX", "Arch": "X86_64"}``.
+        framework: ``PYTORCH`` or ``ONNX``.
+        imgsz: input size (default: the size the weights were trained at).
+        role_arn: the role for Neo (on the local target a stand-in is used).
+        job_name: default ``kit-neo-<target>-<time>``.
+        settings: bucket, region and endpoint.
+        **options: more :func:`build_compilation_job_request` arguments.
+
+    Raises:
+        ValueError: a bad target, framework or missing imgsz/role.
+    """
+    settings = _settings(settings)
+    _check_target(target_device, target_platform)
+    if role_arn is None:
+        if settings.target != "local":
+            raise ValueError("role_arn is required on the aws target: a role Neo may use")
+        role_arn = LOCAL_ROLE_ARN
+    model = Path(model)
+    label = target_label(target_device, target_platform)
+    if job_name is None:
+        stem = re.sub(r"[^a-zA-Z0-9-]+", "-", f"kit-neo-{label}")[:38]
+        job_name = f"{stem}-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}"
+    bucket = settings.resources.bucket
+    key = f"{NEO_PREFIX}/{job_name}/model.tar.gz"
+    if model.name.endswith(".tar.gz"):
+        if imgsz is None:
+            raise ValueError("imgsz is required with a ready model.tar.gz")
+        archive = model
+        settings.client("s3").upload_file(str(archive), bucket, key)
+    else:
+        imgsz = imgsz or _weights_imgsz(model)
+        with tempfile.TemporaryDirectory(prefix="kit-neo-") as scratch:
+            archive = package_for_neo(
+                model, imgsz, framework=framework, output=Path(scratch) / "model.tar.gz"
+            )
+            settings.client("s3").upload_file(str(archive), bucket, key)
+    request = build_compilation_job_request(
+        job_name=job_name,
+        role_arn=role_arn,
+        model_uri=f"s3://{bucket}/{key}",
+        output_uri=f"s3://{bucket}/{NEO_PREFIX}/{job_name}/output/",
+        imgsz=imgsz,
+        framework=framework,
+        target_device=target_device,
+        target_platform=target_platform,
+        **options,
+    )
+    settings.client("sagemaker").create_compilation_job(**request)
+    return job_name
+
+
+def _weights_imgsz(weights: Path) -> int:
+    from kit.compile.export import _check_weights
+    from kit.offline import configure_ultralytics
+
+    _check_weights(weights)
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    size = YOLO(str(weights)).model.args.get("imgsz", 640)
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+def wait_for_compilation_job(
+    job_name: str,
+    *,
+    poll_s: float = 15,
+    timeout_s: float | None = None,
+    progress: bool = True,
+    settings: Settings | None = None,
+    client: Any = None,
+) -> dict[str, Any]:
+    """Poll ``describe_compilation_job`` until it ends; return the final description.
+
+    Raises:
+        CompilationJobError: the job FAILED or was STOPPED (with Neo's FailureReason).
+        TimeoutError: still running after ``timeout_s``.
+    """
+    client = client or _settings(settings).client("sagemaker")
+    started = time.monotonic()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=None, desc=job_name, bar_format="{desc} [{elapsed}]")
+    try:
+        while True:
+            described = client.describe_compilation_job(CompilationJobName=job_name)
+            status = described["CompilationJobStatus"]
+            if bar is not None:
+                bar.set_description_str(f"{job_name}: {status}")
+                bar.update(0)
+            if status in _FINAL_STATES:
+                break
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                raise TimeoutError(
+                    f"compilation job {job_name} still {status} after {timeout_s:.0f} s"
+                )
+            time.sleep(poll_s)
+    finally:
+        if bar is not None:
+            bar.close()
+    if status != "COMPLETED":
+        reason = described.get("FailureReason", "no reason given")
+        raise CompilationJobError(f"compilation job {job_name} {status.lower()}: {reason}")
+    return described
+
+
+def download_compiled_model(
+    job_name: str, dest_dir: str | Path | None = None, *, settings: Settings | None = None
+) -> Path:
+    """Download a completed job's compiled archive; return the local ``.tar.gz``.
+
+    The archive is what the device's Neo runtime (DLR) or a Panorama model package loads;
+    register it with ``kit.registry.register(..., {"neo": FormatFile(path, target=...)})``.
+
+    Raises:
+        CompilationJobError: the job has not completed or wrote no archive.
+    """
+    settings = _settings(settings)
+    described = settings.client("sagemaker").describe_compilation_job(CompilationJobName=job_name)
+    uri = described.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    if described.get("CompilationJobStatus") != "COMPLETED" or not uri:
+        raise CompilationJobError(
+            f"compilation job {job_name} is {described.get('CompilationJobStatus')}; "
+            "nothing to download yet (wait_for_compilation_job first)"
+        )
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    s3 = settings.client("s3")
+    if not key.endswith(".tar.gz"):
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+        archives = [o["Key"] for o in listed if o["Key"].endswith(".tar.gz")]
+        if len(archives) != 1:
+            raise CompilationJobError(
+                f"expected one compiled .tar.gz under {uri}; found {archives or 'none'}"
+            )
+        key = archives[0]
+    target = Path(dest_dir or settings.state_dir / NEO_PREFIX) / job_name
+    target.mkdir(parents=True, exist_ok=True)
+    local = target / Path(key).name
+    with tempfile.TemporaryDirectory(prefix="kit-neo-") as scratch:
+        partial = Path(scratch) / local.name
+        s3.download_file(bucket, key, str(partial))
+        shutil.move(str(partial), local)
+    return local

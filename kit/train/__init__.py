@@ -1,0 +1,36 @@
+"""Training: locally with ultralytics (offline), or as a SageMaker training job.
+
+Examples:
+    >>> from kit.train import train_local
+    >>> result = train_local("datasets/shelf/data.yaml", epochs=30, imgsz=320)
+    >>> result.metrics["mAP50"], result.weights.name
+    (0.94, 'best.pt')
+"""
+
+from kit.train.local import quiet_ultralytics, resolve_base, train_local
+from kit.train.result import TrainResult
+from kit.train.sagemaker import (
+    TrainingJobError,
+    build_training_job_request,
+    dataset_uri,
+    download_model_artifact,
+    package_training_source,
+    start_training_job,
+    training_image_uri,
+    wait_for_training_job,
+)
+
+__all__ = [
+    "TrainResult",
+    "TrainingJobError",
+    "build_training_job_request",
+    "dataset_uri",
+    "download_model_artifact",
+    "package_training_source",
+    "quiet_ultralytics",
+    "resolve_base",
+    "start_training_job",
+    "train_local",
+    "training_image_uri",
+    "wait_for_training_job",
+]

@@ -1,0 +1,204 @@
+"""Local training with ultralytics on this machine (CPU or GPU), offline."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kit.contracts.model import ModelRef
+from kit.offline import configure_ultralytics
+from kit.sagemaker.train_entry import METRICS_FILE, find_data_yaml, run_training
+from kit.train.result import TrainResult
+
+if TYPE_CHECKING:
+    from kit.settings import Settings
+
+_REGISTRY_REF = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}(:[A-Za-z0-9_\-]+)?$")
+
+
+def resolve_base(
+    base: str | Path | ModelRef, *, settings: Settings | None = None
+) -> tuple[str, str | None]:
+    """What ultralytics should load for ``base``, and the registry reference when it is one.
+
+    Args:
+        base: a model config (``yolov8n.yaml``: train from scratch), a local ``.pt``, or a
+            registered model (``ModelRef``, ``"shelf:3"``, ``"shelf:production"``, ``"shelf"``),
+            whose ``pytorch`` file is downloaded (verified) from the registry.
+        settings: for the registry (default: :func:`kit.settings.load_settings`).
+
+    Returns:
+        ``(model, parent)``: the path or config name, and ``"name:version"`` for a registry model.
+
+    Raises:
+        FileNotFoundError: a ``.pt`` path that does not exist (ultralytics would try to download
+            it, which the kit never does).
+        ValueError: something that is none of the above.
+    """
+    if isinstance(base, ModelRef) or (
+        isinstance(base, str) and _REGISTRY_REF.match(base) and not Path(base).exists()
+    ):
+        from kit.registry import ModelRegistry
+
+        registry = ModelRegistry.from_settings(settings)
+        ref = registry.resolve(base)
+        return str(registry.download(ref, "pytorch")), f"{ref.name}:{ref.version}"
+    path = Path(base)
+    if path.suffix in {".yaml", ".yml"}:
+        return str(base), None
+    if path.suffix == ".pt":
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"base {str(base)!r} does not exist; ultralytics would download it, which the kit "
+                "never does. Use a model config such as 'yolov8n.yaml' (from scratch), a "
+                "registered model ('shelf:production') or the path of a local .pt file"
+            )
+        return str(path.resolve()), None
+    raise ValueError(
+        f"base {str(base)!r} is not a model config (.yaml), a .pt file or a registered model "
+        "('name', 'name:3', 'name:production')"
+    )
+
+
+class _EpochProgress:
+    """A compact tqdm bar over epochs (ultralytics' own per-batch output is silenced)."""
+
+    def __init__(self, epochs: int):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=epochs, unit="epoch", desc="training")
+
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        if trainer.epoch >= trainer.epochs or self.bar.n >= self.bar.total:
+            return  # the final evaluation of best.pt reports once more
+        metrics = trainer.metrics or {}
+        losses = (
+            trainer.label_loss_items(trainer.tloss, prefix="train")
+            if trainer.tloss is not None
+            else {}
+        )
+        self.bar.set_postfix(
+            box_loss=f"{float(losses.get('train/box_loss', 0.0)):.3f}",
+            mAP50=f"{float(metrics.get('metrics/mAP50(B)', 0.0)):.3f}",
+        )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextlib.contextmanager
+def quiet_ultralytics(enabled: bool = True) -> Iterator[None]:
+    """Silence ultralytics' logging and progress bars (warnings still show) inside the block."""
+    from ultralytics.utils import LOGGER
+
+    previous = LOGGER.level
+    if enabled:
+        LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(previous)
+
+
+def train_local(
+    data_yaml: str | Path,
+    *,
+    base: str | Path | ModelRef = "yolov8n.yaml",
+    epochs: int = 50,
+    imgsz: int = 320,
+    batch: int = 16,
+    project_dir: str | Path | None = None,
+    name: str = "train",
+    seed: int = 0,
+    device: str = "cpu",
+    workers: int = 0,
+    patience: int = 50,
+    plots: bool = True,
+    progress: bool = True,
+    verbose: bool = False,
+    settings: Settings | None = None,
+    **train_args: Any,
+) -> TrainResult:
+    """Train a YOLO detector on a YOLO dataset with ultralytics, offline; return the run's result.
+
+    Training is deterministic for a seed on the CPU (``deterministic=True``), uses full
+    precision (``amp=False``) and downloads nothing: the model is built from its config or
+    loaded from a local or registered ``.pt`` (transfer learning).
+
+    Args:
+        data_yaml: the dataset's ``data.yaml`` or its folder (relative paths are resolved
+            against the file, not ultralytics' datasets folder).
+        base: ``"yolov8n.yaml"`` (from scratch), a ``.pt`` path, or a registered model
+            (``"shelf:production"``, ``ModelRef``) to fine-tune from.
+        epochs: training epochs.
+        imgsz: square input size, a multiple of 32.
+        batch: batch size.
+        project_dir: where run folders go (default ``<state dir>/runs``).
+        name: the run folder's name; ultralytics appends a number when it exists.
+        seed: random seed.
+        device: ``"cpu"``, ``"0"`` ...
+        workers: data loader processes (0 loads in the main process: best on small machines).
+        patience: epochs without improvement before stopping early.
+        plots: write ultralytics' plots.
+        progress: show a compact progress bar (one step per epoch, with loss and mAP50).
+        verbose: show ultralytics' own logging instead.
+        settings: for the state dir and the registry (default: :func:`kit.settings.load_settings`).
+        **train_args: more ultralytics training arguments (``lr0``, ``mosaic``, ``freeze`` ...).
+
+    Returns:
+        A :class:`TrainResult` (weights, metrics incl. per-class mAP, results.csv, plots).
+
+    Raises:
+        FileNotFoundError: no data.yaml, or a missing ``.pt`` base.
+        ValueError: a bad ``imgsz`` or ``base``.
+
+    Examples:
+        >>> result = train_local("datasets/shelf/data.yaml", epochs=30, imgsz=320)
+        >>> result.metrics["mAP50"]
+        0.94
+        >>> tuned = train_local("datasets/shelf2/data.yaml", base="shelf:production", epochs=10)
+    """
+    if imgsz <= 0 or imgsz % 32:
+        raise ValueError(f"imgsz must be a positive multiple of 32 (got {imgsz})")
+    if epochs < 1:
+        raise ValueError(f"epochs must be 1 or more (got {epochs})")
+    if settings is None:
+        from kit.settings import load_settings
+
+        settings = load_settings()
+    configure_ultralytics()
+    data = find_data_yaml(data_yaml)
+    model, parent = resolve_base(base, settings=settings)
+    project = Path(project_dir) if project_dir is not None else settings.state_dir / "runs"
+    bar = _EpochProgress(epochs) if progress else None
+    try:
+        with quiet_ultralytics(enabled=not verbose):
+            summary = run_training(
+                data,
+                model=model,
+                epochs=epochs,
+                imgsz=imgsz,
+                batch=batch,
+                seed=seed,
+                device=device,
+                workers=workers,
+                patience=patience,
+                project=project,
+                name=name,
+                plots=plots,
+                callbacks={"on_fit_epoch_end": bar.on_fit_epoch_end} if bar else None,
+                overrides=train_args,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+    summary["base"] = str(base)
+    summary["parent"] = parent
+    Path(summary["save_dir"], METRICS_FILE).write_text(json.dumps(summary, indent=1))
+    return TrainResult.from_summary(summary)
