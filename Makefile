@@ -10,7 +10,7 @@ export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.evk/ultralytics
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint format bench slow lab dashboard local-up local-down local-status schemas clean
+.PHONY: help setup demo test lint format bench slow demo-models lab dashboard local-up local-down local-status schemas clean
 
 help:
 	@echo "make demo      set up, start the local stack and run the main job on the local target"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench     benchmarks (results in docs/benchmarks.md)"
 	@echo "make slow      the slow tests (long training, soak)"
 	@echo "make lab       JupyterLab on the notebooks"
+	@echo "make demo-models  retrain the shipped demo models (models/demo/)"
 	@echo "make local-up | local-down | local-status   the local AWS target"
 
 # Reinstall only when requirements.txt or pyproject.toml changed since the last install.
@@ -52,6 +53,10 @@ bench: setup
 
 slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Rebuild the shipped demo models in models/demo/ (about 10 minutes a model on 2 cores).
+demo-models: setup
+	$(BIN)/python -m kit.demo_models
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

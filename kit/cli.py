@@ -74,6 +74,74 @@ def _aws(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    from kit.compile import export_onnx
+    from kit.train import train_local
+
+    result = train_local(
+        args.data,
+        base=args.base,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        settings=settings,
+    )
+    print(result)
+    if args.register:
+        metadata = result.register(
+            args.register, {"onnx": export_onnx(result.weights, args.imgsz)}, settings=settings
+        )
+        print(f"registered {metadata.name}:{metadata.version} ({', '.join(metadata.formats)})")
+    return 0
+
+
+EXPORTS = {
+    "onnx": ("onnx", {}),
+    "onnx_fp16": ("onnx", {"half": True}),
+    "onnx_int8": ("onnx", {"int8": True}),
+    "openvino": ("openvino", {}),
+    "openvino_fp16": ("openvino", {"half": True}),
+}
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from kit.compile import export_onnx, export_openvino, parity_check
+
+    kind, options = EXPORTS[args.format]
+    exporter = export_onnx if kind == "onnx" else export_openvino
+    exported = exporter(args.weights, args.imgsz, data=args.data, **options)
+    print(f"exported {exported}")
+    if args.check:
+        report = parity_check(args.weights, exported, args.check, imgsz=args.imgsz, strict=True)
+        print(report)
+    return 0
+
+
+def _models(settings: Settings, args: argparse.Namespace) -> int:
+    from kit.registry import ModelRegistry
+
+    registry = ModelRegistry.from_settings(settings)
+    if args.action == "list":
+        for metadata in registry.list_models(args.ref):
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in metadata.metrics.items() if "/" not in k)
+            print(
+                f"{metadata.name}:{metadata.version}  {metadata.classes}  {', '.join(metadata.formats)}  {metrics}"
+            )
+        for name in [args.ref] if args.ref else registry.model_names():
+            for alias, version in registry.aliases(name).items():
+                print(f"{name}:{alias} -> {version}")
+    elif args.action == "get":
+        print(registry.get(args.ref).model_dump_json(indent=2))
+    elif args.action == "alias":
+        name, alias, version = args.ref, args.alias, args.version
+        print(f"{name}:{alias} -> {registry.alias(name, alias, version)}")
+    elif args.action == "delete":
+        print("\n".join(registry.delete(args.ref, int(args.version), force=args.force)))
+    elif args.action == "download":
+        print(registry.download(args.ref, args.format))
+    return 0
+
+
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
     if args.env:
         for key, value in sorted(settings.as_env().items()):
@@ -136,6 +204,38 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--no-invitation", action="store_true")
     aws_cmd.set_defaults(run=_aws)
 
+    train = commands.add_parser("train", help="train a YOLO detector locally (ultralytics, CPU)")
+    train.add_argument("--data", required=True, help="a YOLO dataset's data.yaml (or its folder)")
+    train.add_argument(
+        "--base", default="yolov8n.yaml", help="yolov8n.yaml, a .pt, or a registered model"
+    )
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--imgsz", type=int, default=320)
+    train.add_argument("--batch", type=int, default=16)
+    train.add_argument("--register", metavar="NAME", help="register the weights + ONNX as NAME")
+    train.set_defaults(run=_train)
+
+    export = commands.add_parser(
+        "export", help="export weights (ONNX / OpenVINO) with a parity check"
+    )
+    export.add_argument("weights", help="a .pt file")
+    export.add_argument("--format", choices=sorted(EXPORTS), default="onnx")
+    export.add_argument("--imgsz", type=int, default=None, help="default: the training size")
+    export.add_argument("--data", help="calibration data.yaml (INT8)")
+    export.add_argument(
+        "--check", metavar="DATA", help="a data.yaml: fail unless the export agrees"
+    )
+    export.set_defaults(run=_export)
+
+    models = commands.add_parser("models", help="the model registry (models/<name>/<version>/)")
+    models.add_argument("action", choices=["list", "get", "alias", "delete", "download"])
+    models.add_argument("ref", nargs="?", help="a name, name:version or name:alias")
+    models.add_argument("alias", nargs="?", help="alias: the alias name")
+    models.add_argument("version", nargs="?", help="alias/delete: the version")
+    models.add_argument("--format", default="onnx", help="download: the format")
+    models.add_argument("--force", action="store_true", help="delete even if an alias points to it")
+    models.set_defaults(run=_models)
+
     show = commands.add_parser("settings", help="print the resolved settings")
     show.add_argument("--env", action="store_true", help="as EVK_* environment variables")
     show.set_defaults(run=_settings)
@@ -160,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         return run(settings, args)
-    except (SettingsError, RuntimeError, TimeoutError) as error:
+    except (SettingsError, RuntimeError, TimeoutError, LookupError, ValueError, OSError) as error:
         print(f"kit: error: {error}", file=sys.stderr)
         return 2
 

@@ -65,3 +65,22 @@ def test_alerts_tail_once_prints_what_the_topic_sent(backend_settings):
     result = kit("alerts", "tail", "--once", env=env)
     assert result.returncode == 0, result.stderr
     assert "[EVK] OPEN: shelf-1 count_below" in result.stdout and "0 bottles vs 1" in result.stdout
+
+
+def test_models_list_alias_get_and_a_clear_error_for_unknown_ones(backend_settings, tmp_path):
+    from kit.registry import ModelRegistry
+
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"not really a model, but bytes with a checksum")
+    registry = ModelRegistry.from_settings(backend_settings)
+    registry.register("shelf", {"onnx": onnx}, classes=["bottle"], input_size=320, metrics={"mAP50": 0.9})
+    env = backend_settings.as_env()
+    listed = kit("models", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "shelf:1  ['bottle']  onnx  mAP50 0.900" in listed.stdout
+    aliased = kit("models", "alias", "shelf", "production", "1", env=env)
+    assert aliased.returncode == 0 and "shelf:production -> shelf:1" in aliased.stdout
+    got = kit("models", "get", "shelf:production", env=env)
+    assert json.loads(got.stdout)["version"] == 1
+    unknown = kit("models", "get", "fish", env=env)
+    assert unknown.returncode == 2 and "shelf" in unknown.stderr and "Traceback" not in unknown.stderr
