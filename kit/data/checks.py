@@ -15,7 +15,8 @@ from kit.data.images import file_sha256
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-_BOUNDS_TOLERANCE_PX = 1e-6
+_BOUNDS_TOLERANCE_PX = 0.5
+"""Half a pixel: YOLO text labels (6 decimals) and rounding put a box touching the edge a hair beyond it."""
 
 
 @dataclass(frozen=True)

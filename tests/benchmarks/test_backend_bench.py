@@ -13,17 +13,14 @@ Results go to ``docs/benchmarks.md`` under "## Backend" (other sections are kept
 from __future__ import annotations
 
 import json
-import os
-import platform
-import re
 import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from kit.benchmarks import machine_line, write_section
 from kit.contracts import ControlConfig, parse
 from kit.local import LocalStack
 from kit.local.lambda_events import LocalLambdaContext
@@ -32,8 +29,6 @@ from kit.settings import load_settings
 
 pytestmark = pytest.mark.bench
 
-RESULTS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
-HEADING = "## Backend"
 RECORDS = 300
 LATENCY_SAMPLES = 40
 RULE = {"type": "count_below", "class_name": "bottle", "threshold": 3, "cooldown_s": 0}
@@ -189,15 +184,10 @@ def test_end_to_end_alert_latency(tmp_path_factory):
 
 
 def write_results() -> None:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    section = "\n".join(
+    body = "\n".join(
         [
-            HEADING,
-            "",
-            f"Measured {datetime.now(UTC):%Y-%m-%d} on {os.cpu_count()} CPU cores "
-            f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
-            f"moto server on 127.0.0.1; load average at the end {load:.1f}. "
-            "Regenerate with `make bench` (tests/benchmarks/test_backend_bench.py).",
+            machine_line("moto server on 127.0.0.1")
+            + " Regenerate with `make bench` (tests/benchmarks/test_backend_bench.py).",
             "",
             "| what | workload | result |",
             "|---|---|---|",
@@ -209,13 +199,6 @@ def write_results() -> None:
             "connection, about 2-3 ms on an idle machine and 10-15 ms with other jobs running (see "
             "the load average): the emulator, not the handler code, bounds these numbers. Latency "
             "includes the runner's long poll (woken by the message) and the inbox long poll.",
-            "",
         ]
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    write_section("Backend", body)
