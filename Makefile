@@ -10,7 +10,7 @@ export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.evk/ultralytics
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint format bench slow demo-models lab dashboard local-up local-down local-status schemas clean
+.PHONY: help setup browser demo test lint format bench slow demo-models lab dashboard dashboard local-up local-down local-status schemas clean
 
 help:
 	@echo "make demo      set up, start the local stack and run the main job on the local target"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench     benchmarks (results in docs/benchmarks.md)"
 	@echo "make slow      the slow tests (long training, soak)"
 	@echo "make lab       JupyterLab on the notebooks"
+	@echo "make dashboard the control-panel dashboard (Voila) on 127.0.0.1:$(DASHBOARD_PORT)"
 	@echo "make demo-models  retrain the shipped demo models (models/demo/)"
 	@echo "make local-up | local-down | local-status   the local AWS target"
 
@@ -35,8 +36,12 @@ $(STAMP): $(REQS)
 demo: setup
 	$(BIN)/kit demo
 
+# Debian's Chromium for the dashboard's browser test (idempotent; needs root or sudo).
+browser:
+	@bash scripts/install-browser.sh || echo "make: no Chromium; the dashboard's browser test will be skipped"
+
 # pytest's exit 5 (no test collected) is reported, not treated as a failure of the code.
-test: setup
+test: setup browser
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$rc
 
@@ -60,6 +65,10 @@ demo-models: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+DASHBOARD_PORT ?= 8866
+dashboard: setup
+	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(DASHBOARD_PORT)
 
 local-up: setup
 	$(BIN)/kit local up

@@ -1,0 +1,388 @@
+"""A thin client of the control API (``docs/backend.md``): one method per route, clear errors.
+
+Every call has a timeout. An answer other than 2xx raises :class:`ControlApiError` carrying the
+API's JSON error (``message``, ``field``, ``allowed``, ``problems``); a backend that does not
+answer (refused connection, timeout, 5xx) raises :class:`BackendUnreachableError`; a missing or
+rejected token raises :class:`NotSignedInError`.
+
+Auth: on the local target the bearer token is ``settings.api_token``; on aws it is a Cognito token,
+from :meth:`ControlApiClient.sign_in` (``kit.aws.sign_in``) or handed in (the hosted dashboard's load
+balancer forwards the user's token in the ``x-amzn-oidc-accesstoken`` header).
+
+Examples:
+    >>> from kit.dashboard import ControlApiClient
+    >>> client = ControlApiClient("http://127.0.0.1:8088", token="evk-local-token")
+    >>> client.url("/alerts/a b/ack")
+    'http://127.0.0.1:8088/alerts/a%20b/ack'
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from kit.settings import Settings, load_settings
+
+DEFAULT_TIMEOUT_S = 10.0
+FRAME_TIMEOUT_S = 10.0
+OIDC_TOKEN_ENV = "HTTP_X_AMZN_OIDC_ACCESSTOKEN"
+"""Where Voila puts the load balancer's ``x-amzn-oidc-accesstoken`` header for the kernel
+(``--VoilaConfiguration.http_header_envs="['x-amzn-oidc-accesstoken']"``)."""
+
+
+class ControlApiError(Exception):
+    """The control API answered with an error, or could not be reached.
+
+    Attributes:
+        status: the HTTP status (None when no answer came).
+        message: what the API said (its ``message``), or why no answer came.
+        method: the request's method.
+        path: the request's path.
+        field: the field the API named, if any.
+        allowed: what that field allows, if the API said.
+        problems: every problem of a rejected body (``field``, ``value``, ``allowed``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+        field: str | None = None,
+        allowed: str | None = None,
+        problems: list[dict[str, Any]] | None = None,
+    ):
+        self.status = status
+        self.message = message
+        self.method = method
+        self.path = path
+        self.field = field
+        self.allowed = allowed
+        self.problems = problems or []
+        where = f"{method} {path}".strip()
+        code = f" answered {status}" if status is not None else ""
+        super().__init__(f"{where}{code}: {message}" if where else message)
+
+
+class BackendUnreachableError(ControlApiError):
+    """No usable answer: connection refused, timeout, or a 5xx from the API or its gateway."""
+
+
+class NotSignedInError(ControlApiError):
+    """No token, or the API refused it (401): sign in (aws) or check ``api_token`` (local)."""
+
+
+def _error_from_response(response: requests.Response, method: str, path: str) -> ControlApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {"message": response.text.strip()[:300] or response.reason or "no message"}
+    kind: type[ControlApiError] = ControlApiError
+    if response.status_code == 401:
+        kind = NotSignedInError
+    elif response.status_code >= 500:
+        kind = BackendUnreachableError
+    return kind(
+        str(body.get("message") or body.get("error") or response.reason),
+        status=response.status_code,
+        method=method,
+        path=path,
+        field=body.get("field"),
+        allowed=body.get("allowed"),
+        problems=body.get("problems"),
+    )
+
+
+class ControlApiClient:
+    """Calls the control API with a bearer token.
+
+    Args:
+        base_url: the API's base URL (``settings.control_api_url()``); None while not known yet
+            (every call then raises :class:`BackendUnreachableError` saying how to start it).
+        token: the bearer token; None until signed in.
+        timeout_s: seconds each request may take.
+        settings: used by :meth:`sign_in` (Cognito ids, region).
+        cognito: the ``cognito-idp`` client :meth:`sign_in` uses (default: an unsigned one for
+            the settings' region, so signing in needs no AWS credentials).
+
+    Safe to use from several threads (one HTTP session per thread).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None,
+        token: str | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        settings: Settings | None = None,
+        cognito: Any = None,
+    ):
+        self.base_url = _checked_url(base_url)
+        self.cognito = cognito
+        self.token = token
+        self.timeout_s = timeout_s
+        self.settings = settings
+        self.user: str | None = None
+        self._local = threading.local()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        token: str | None = None,
+        require_url: bool = True,
+        **kwargs: Any,
+    ) -> ControlApiClient:
+        """A client for the target ``settings`` name (default: :func:`load_settings`).
+
+        Local: the running stack's URL and ``api_token``. aws: ``api_url`` and ``token`` if given,
+        else the token the load balancer forwarded (``$HTTP_X_AMZN_OIDC_ACCESSTOKEN``), else none
+        until :meth:`sign_in`.
+
+        Args:
+            require_url: raise when no control API URL is known (else the client waits for one).
+
+        Raises:
+            ValueError: no control API URL is known and ``require_url``.
+        """
+        import os
+
+        settings = settings or load_settings()
+        url = settings.control_api_url()
+        if not url and require_url:
+            raise ValueError(missing_url_hint(settings))
+        if token is None:
+            token = (
+                settings.api_token if settings.target == "local" else os.environ.get(OIDC_TOKEN_ENV)
+            )
+        return cls(url, token, settings=settings, **kwargs)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def url(self, path: str) -> str:
+        """The full URL of ``path`` (its segments percent-encoded).
+
+        Raises:
+            BackendUnreachableError: no base URL is known yet.
+        """
+        if self.base_url is None:
+            hint = missing_url_hint(self.settings) if self.settings else "no control API URL"
+            raise BackendUnreachableError(hint, path=path)
+        return self.base_url + quote(path, safe="/")
+
+    def use_url(self, base_url: str | None) -> None:
+        """Talk to ``base_url`` from now on (e.g. the local stack restarted on another port)."""
+        self.base_url = _checked_url(base_url)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """Send one request; the answer's JSON.
+
+        Raises:
+            NotSignedInError: no token, or a 401.
+            BackendUnreachableError: no answer, or a 5xx.
+            ControlApiError: any other non-2xx answer.
+        """
+        sent_headers = dict(headers or {})
+        if auth:
+            if not self.token:
+                raise NotSignedInError(
+                    "not signed in: sign in first", method=method, path=path, status=None
+                )
+            sent_headers["Authorization"] = f"Bearer {self.token}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        url = self.url(path)
+        try:
+            response = self._session.request(
+                method,
+                url,
+                params=query,
+                json=json,
+                headers=sent_headers,
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as error:
+            raise BackendUnreachableError(
+                f"{type(error).__name__}: {_short(error)}", method=method, path=path
+            ) from None
+        if not response.ok:
+            raise _error_from_response(response, method, path)
+        try:
+            return response.json()
+        except ValueError:
+            raise BackendUnreachableError(
+                f"the answer is not JSON: {response.text[:120]!r}",
+                status=response.status_code,
+                method=method,
+                path=path,
+            ) from None
+
+    # -- routes ----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` (no auth): ``status``, ``target``, ``version``, ``time``."""
+        return self.request("GET", "/health", auth=False)
+
+    def config(self) -> dict[str, Any]:
+        """``GET /config``: the whole ``ControlConfig``."""
+        return self.request("GET", "/config")
+
+    def camera_config(self, camera_id: str) -> dict[str, Any]:
+        """``GET /config/{camera}``: ``camera_id``, ``revision``, ``settings``, ``overrides``."""
+        return self.request("GET", f"/config/{camera_id}")
+
+    def put_camera_config(
+        self, camera_id: str, overrides: dict[str, Any], *, revision: int | None = None
+    ) -> dict[str, Any]:
+        """``PUT /config/{camera}``: replace the camera's overrides; the new camera config.
+
+        Args:
+            revision: the config revision the overrides were read at (sent as ``If-Match``; a
+                newer config answers 409).
+        """
+        headers = {"If-Match": str(revision)} if revision is not None else None
+        return self.request("PUT", f"/config/{camera_id}", json=overrides, headers=headers)
+
+    def models(self) -> list[dict[str, Any]]:
+        """``GET /models``: every model version's metadata."""
+        return self.request("GET", "/models")["items"]
+
+    def cameras(self) -> list[dict[str, Any]]:
+        """``GET /cameras``: every camera seen or configured."""
+        return self.request("GET", "/cameras")["items"]
+
+    def devices(self) -> list[dict[str, Any]]:
+        """``GET /devices``: each device's health, heartbeat age, cameras and spool."""
+        return self.request("GET", "/devices")["items"]
+
+    def detections(
+        self,
+        camera_id: str,
+        *,
+        since: str | None = None,
+        limit: int = 100,
+        order: str = "desc",
+    ) -> list[dict[str, Any]]:
+        """``GET /detections``: the camera's payloads since ``since`` (ISO time, inclusive)."""
+        params = {"camera": camera_id, "since": since, "limit": limit, "order": order}
+        return self.request("GET", "/detections", params=params)["items"]
+
+    def alerts(
+        self, *, state: str | None = None, camera_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """``GET /alerts``: alerts newest first, optionally of one state or camera."""
+        params = {"state": state, "camera": camera_id, "limit": limit}
+        return self.request("GET", "/alerts", params=params)["items"]
+
+    def acknowledge(self, alert_id: str) -> dict[str, Any]:
+        """``POST /alerts/{id}/ack``: ``{alert, changed}``."""
+        return self.request("POST", f"/alerts/{alert_id}/ack")
+
+    def latest_frame(self, camera_id: str) -> dict[str, Any]:
+        """``GET /frames/latest``: ``frame_key``, ``captured_at`` and a presigned ``url``."""
+        return self.request("GET", "/frames/latest", params={"camera": camera_id})
+
+    def fetch_frame(self, url: str) -> bytes:
+        """The JPEG bytes behind a presigned frame URL.
+
+        Raises:
+            BackendUnreachableError: the store does not answer.
+            ControlApiError: the link is refused (expired, missing object).
+        """
+        try:
+            response = self._session.get(url, timeout=FRAME_TIMEOUT_S)
+        except requests.RequestException as error:
+            raise BackendUnreachableError(
+                f"frame store: {type(error).__name__}: {_short(error)}", method="GET", path="frame"
+            ) from None
+        if not response.ok:
+            kind = BackendUnreachableError if response.status_code >= 500 else ControlApiError
+            raise kind(
+                f"the frame link answered {response.reason}",
+                status=response.status_code,
+                method="GET",
+                path="frame",
+            )
+        return response.content
+
+    # -- sign-in (aws) -----------------------------------------------------------------------
+    def sign_in(
+        self,
+        email: str,
+        password: str,
+        *,
+        new_password: str | None = None,
+    ) -> str:
+        """Sign in to the stack's Cognito user pool (:func:`kit.aws.sign_in`) and use its ID
+        token from now on; returns the token.
+
+        Args:
+            new_password: replaces the temporary password on the first sign-in.
+
+        Raises:
+            ValueError: no settings with Cognito ids, or a new password is needed.
+            botocore.exceptions.ClientError: Cognito refused (e.g. a wrong password).
+        """
+        from kit.aws import sign_in
+
+        if self.settings is None:
+            raise ValueError("this client has no settings: create it with from_settings()")
+        cognito = self.cognito
+        if cognito is None:
+            from botocore import UNSIGNED
+            from botocore.config import Config
+
+            cognito = self.settings.client("cognito-idp", config=Config(signature_version=UNSIGNED))
+        result = sign_in(self.settings, email, password, new_password=new_password, client=cognito)
+        self.token = result["IdToken"]
+        self.user = email
+        return self.token
+
+
+def missing_url_hint(settings: Settings) -> str:
+    """Why no control API URL is known, and how to get one, for ``settings``' target."""
+    if settings.target == "local":
+        where = (
+            "start the local stack with `kit local up` (it records the URL in "
+            f"{settings.local_dir / 'stack.json'})"
+        )
+    else:
+        where = "run `kit aws outputs` after `pulumi up`, or set EVK_API_URL"
+    return f"no control API URL for target {settings.target!r} yet: {where}"
+
+
+def _checked_url(base_url: str | None) -> str | None:
+    if base_url is None:
+        return None
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError(
+            f"control API URL {base_url!r} must start with http:// or https://; "
+            "start the local stack (`kit local up`) or run `kit aws outputs`"
+        )
+    return base_url.rstrip("/")
+
+
+def _short(error: Exception, limit: int = 160) -> str:
+    text = str(error)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
