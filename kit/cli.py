@@ -244,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--out", help="folder (default: docs/schemas)")
     schemas.set_defaults(run=_schemas)
 
+    from kit.deploy.commands import add_commands
+
+    add_commands(commands)
+
     demo = commands.add_parser("demo", help="run the main job on the local target")
     demo.set_defaults(run=_demo)
     return parser

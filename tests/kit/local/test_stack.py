@@ -210,3 +210,13 @@ def test_live_snapshot_keeps_the_queue_as_it_was(own_stack):
     ).get("Messages"):
         bodies += [m["Body"] for m in batch]
     assert sorted(bodies) == ["a", "b", "c"]
+
+
+def test_down_works_after_a_large_upload(own_stack, tmp_path):
+    """moto's state dump fails once a large (multipart) object is in S3: down still snapshots."""
+    endpoint = own_stack.up(runner=False).endpoint_url
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (12 * 1024 * 1024))
+    plain_client("s3", endpoint).upload_file(str(big), "lifecycle-bucket", "models/big/1/model.onnx")
+    counts = own_stack.down()
+    assert counts["bucket"] == 1 and not own_stack.status().running

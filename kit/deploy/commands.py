@@ -1,0 +1,451 @@
+"""The ``kit package``, ``kit deploy``, ``kit devices`` and ``kit device`` commands.
+
+Wire them into ``kit.cli.build_parser`` with :func:`add_commands` (each parser sets
+``run=<function(settings, args) -> exit code>``, as the other kit commands do)::
+
+    kit package bundle|greengrass|container|panorama [--model shelf:production] [--camera id=src ...]
+    kit deploy --target local --device demo-1 --model shelf:production
+    kit deploy --target greengrass --thing-group evk-edge [--model ...]
+    kit deploy --target panorama --device device-abc --app-dir build/edge/panorama/evk_edge_app --role-arn ...
+    kit devices [--json] [--greengrass] [--panorama]
+    kit device status|stop|restart|rollback|logs|remove demo-1
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kit.settings import Settings, find_project_root
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def _user_errors(command: Command) -> Command:
+    """Print errors a user can cause (bad values, unknown models) as ``kit: error:`` lines."""
+
+    @functools.wraps(command)
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+        try:
+            return command(settings, args)
+        except (ValueError, LookupError) as error:
+            print(f"kit: error: {error}", file=sys.stderr)
+        except EndpointConnectionError as error:
+            hint = (
+                " (start the local stack with `kit local up`)" if settings.target == "local" else ""
+            )
+            print(
+                f"kit: error: cannot reach {error.kwargs.get('endpoint_url')}{hint}",
+                file=sys.stderr,
+            )
+        except NoCredentialsError:
+            print(
+                "kit: error: no AWS credentials; configure a profile or role for the aws target",
+                file=sys.stderr,
+            )
+        return 2
+
+    return run
+
+
+def _cameras(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    from kit.package.device import parse_camera
+
+    if not args.camera:
+        return None
+    return [parse_camera(text, process_fps=args.process_fps) for text in args.camera]
+
+
+def _default_out(kind: str) -> Path:
+    return (find_project_root() or Path.cwd()) / "build" / "edge" / kind
+
+
+def _build_bundle(settings: Settings, args: argparse.Namespace, out: Path, target: str):
+    """The bundle for ``kit package``: model from the registry, given or demo cameras."""
+    from kit.deploy.local import resolve_model
+    from kit.package import build_bundle, demo_cameras, device_config, device_settings
+
+    resolved, model_file = None, None
+    if args.model:
+        resolved, model_file = resolve_model(settings, args.model)
+    cameras, videos = _cameras(args), {}
+    if cameras is None:
+        cameras, videos = demo_cameras(
+            settings.state_dir / "demo-videos",
+            count=args.demo_cameras,
+            model_name=resolved.split(":")[0] if resolved else None,
+        )
+    config = device_config(
+        args.device or settings.device_id,
+        cameras,
+        model=resolved,
+        settings=device_settings(settings, target=target),
+        heartbeat_s=args.heartbeat_s,
+    )
+    bundle = build_bundle(
+        out,
+        device_config=config,
+        models={resolved: model_file} if model_file and not args.no_ship_model else None,
+        videos=videos,
+    )
+    return bundle, resolved, cameras if not videos else [], model_file
+
+
+@_user_errors
+def package_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``kit package bundle|greengrass|container|panorama``."""
+    from kit.package import (
+        build_component,
+        build_container_context,
+        build_panorama_app,
+        default_configuration,
+        device_settings,
+    )
+
+    out = Path(args.out) if args.out else _default_out(args.kind)
+    target = {"bundle": settings.target, "container": settings.target}.get(args.kind, "aws")
+    if args.kind == "panorama":
+        with tempfile.TemporaryDirectory(prefix="kit-panorama-") as scratch:
+            bundle, resolved, _, model_file = _build_bundle(settings, args, Path(scratch), target)
+            if args.no_model_node:
+                model_file = None
+            input_size = None
+            if model_file is not None:
+                from kit.registry import ModelRegistry
+
+                input_size = ModelRegistry.from_settings(settings).get(resolved).input_size
+            app = build_panorama_app(
+                out,
+                bundle,
+                model_file=model_file,
+                input_size=input_size,
+                app_name=args.app_name,
+                account_id=args.account_id or _account_id(settings),
+                package_version=args.package_version,
+                threshold=args.threshold,
+                refresh_s=args.refresh_s,
+            )
+        print(f"Panorama application: {app.path} (validated)")
+        print(f"  graph:   {app.graph_file}")
+        print(f"  code:    {app.code_package}")
+        if app.model_package:
+            print(f"  model:   {app.model_package}")
+        print(
+            "Register it with `panorama-cli package-application` (needs Docker), then deploy with"
+        )
+        print(f"  kit deploy --target panorama --device <appliance id> --app-dir {app.path}")
+        return 0
+    bundle, resolved, cameras, _ = _build_bundle(settings, args, out, target)
+    print(f"bundle: {bundle.path} (sha256 {bundle.sha256}, app {bundle.app_version})")
+    if args.kind == "greengrass":
+        from kit.package.greengrass import component_arn, next_component_version
+
+        greengrass = settings.client("greengrassv2") if args.publish else None
+        if args.component_version:
+            version = args.component_version
+        elif greengrass is not None:
+            account = settings.client("sts").get_caller_identity()["Account"]
+            arn = component_arn(greengrass, account, args.component_name)
+            version = next_component_version(greengrass, arn, bundle.app_version)
+        else:
+            version = ".".join(bundle.app_version.split(".")[:2] + ["0"])
+        configuration = default_configuration(
+            device_id="",
+            cameras=cameras,
+            model=resolved or "",
+            settings=device_settings(settings, target="aws"),
+            heartbeat_s=args.heartbeat_s,
+        )
+        component = build_component(
+            bundle,
+            bucket=settings.resources.bucket,
+            component_version=version,
+            configuration=configuration,
+            component_name=args.component_name,
+            out_dir=out,
+        )
+        print(f"recipe: {component.recipe_file} ({component.component_name} {version}, validated)")
+        if args.publish:
+            from kit.package import publish_component
+
+            component = publish_component(
+                component, bundle, s3=settings.client("s3"), greengrass=greengrass
+            )
+            print(
+                f"published {component.arn} ({component.status}); artefact {component.artifact_uri}"
+            )
+    elif args.kind == "container":
+        context = build_container_context(
+            out, bundle, platform=args.platform, base_image=args.base_image
+        )
+        print(f"Dockerfile: {context.dockerfile} (validated)")
+        print(f"build it with: {context.build_command}")
+    return 0
+
+
+def _account_id(settings: Settings) -> str:
+    if settings.target == "local":
+        from kit.package.panorama import PLACEHOLDER_ACCOUNT
+
+        return PLACEHOLDER_ACCOUNT
+    return settings.client("sts").get_caller_identity()["Account"]
+
+
+@_user_errors
+def deploy_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``kit deploy --target local|greengrass|panorama``."""
+    if args.target == "local":
+        from kit.deploy.local import deploy_local
+
+        device = args.device or settings.device_id
+        deployment = deploy_local(
+            settings,
+            device,
+            model=args.model,
+            cameras=_cameras(args),
+            demo_camera_count=args.demo_cameras,
+            ship_model=not args.no_ship_model,
+            heartbeat_s=args.heartbeat_s,
+            log_level=args.log_level,
+            start=not args.no_start,
+        )
+        print(
+            f"deployed bundle {deployment.bundle.sha256[:12]} (app {deployment.bundle.app_version}"
+            f", model {deployment.model or 'from the control config'}) to {deployment.directory}"
+        )
+        if deployment.process:
+            print(
+                f"started the edge app: pid {deployment.process.pid}, log {deployment.process.log_file}"
+            )
+            if args.wait:
+                return _wait_running(settings, device, args.wait)
+        return 0
+    if args.target == "greengrass":
+        from kit.deploy.greengrass import deploy_greengrass, wait_for_deployment
+
+        result = deploy_greengrass(
+            settings,
+            thing=args.thing,
+            thing_group=args.thing_group,
+            model=args.model,
+            cameras=_cameras(args),
+            device_id=args.device or "",
+            component_name=args.component_name,
+            component_version=args.component_version,
+            ship_model=not args.no_ship_model,
+            heartbeat_s=args.heartbeat_s,
+        )
+        component = result.component
+        print(
+            f"component {component.component_name} {component.component_version}: {component.arn}"
+        )
+        print(f"deployment {result.deployment_id} to {result.target_arn}")
+        if args.wait:
+            state = wait_for_deployment(
+                settings.client("greengrassv2"), result.deployment_id, timeout_s=args.wait
+            )
+            print(f"deployment {state.deployment_id}: {state.status}")
+            return 0 if state.status in ("ACTIVE", "COMPLETED") else 3
+        return 0
+    from kit.deploy.panorama import deploy_application, panorama_client
+
+    if not args.app_dir or not args.device:
+        raise ValueError(
+            "--target panorama needs --app-dir (from `kit package panorama`) and --device "
+            "(the appliance id, see `kit devices --panorama`)"
+        )
+    instance = deploy_application(
+        panorama_client(settings),
+        Path(args.app_dir),
+        device_id=args.device,
+        role_arn=args.role_arn,
+        replace=args.replace,
+    )
+    print(f"Panorama application instance {instance} on {args.device}")
+    return 0
+
+
+def _wait_running(settings: Settings, device_id: str, timeout_s: float) -> int:
+    from kit.deploy.status import device_status, format_devices
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        statuses = [s for s in device_status(settings) if s.device_id == device_id]
+        cameras = statuses[0].cameras if statuses else []
+        if (
+            statuses
+            and statuses[0].health == "RUNNING"
+            and cameras
+            and all(c.state == "running" and c.fps > 0 for c in cameras)
+        ):
+            print(format_devices(statuses))
+            return 0
+        if time.monotonic() > deadline:
+            print(format_devices(statuses))
+            print(f"kit: {device_id} is not RUNNING after {timeout_s:.0f} s", file=sys.stderr)
+            return 3
+        time.sleep(1.0)
+
+
+@_user_errors
+def devices_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``kit devices``: every device with health, heartbeat, app, cameras and fps."""
+    from kit.deploy.status import device_status, format_devices
+
+    greengrass = settings.client("greengrassv2") if args.greengrass else None
+    statuses = device_status(settings, greengrass=greengrass)
+    panorama = []
+    if args.panorama:
+        from kit.deploy.panorama import panorama_client, panorama_devices
+
+        panorama = panorama_devices(panorama_client(settings))
+    if args.json:
+        document: dict[str, Any] = {"devices": [s.to_json() for s in statuses]}
+        if args.panorama:
+            document["panorama"] = [d.__dict__ for d in panorama]
+        print(json.dumps(document, indent=2, default=str))
+        return 0
+    print(format_devices(statuses))
+    for device in panorama:
+        print(
+            f"panorama {device.device_id} {device.name or ''}: {device.provisioning_status}, "
+            f"{device.connection_status}, software {device.current_software}"
+        )
+    return 0
+
+
+@_user_errors
+def device_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``kit device status|stop|restart|rollback|logs|remove <device>`` (local devices)."""
+    from kit.deploy.local import LocalDevice
+    from kit.deploy.status import device_status, format_devices
+
+    device = LocalDevice(settings, args.device)
+    if args.action != "status" and device.deployment is None:
+        raise LookupError(f"no local device {args.device!r} under {device.directory.parent}")
+    if args.action == "stop":
+        print(f"{args.device}: {'stopped' if device.stop() else 'was not running'}")
+    elif args.action == "restart":
+        print(f"{args.device}: restarted, pid {device.restart().pid}")
+    elif args.action == "rollback":
+        print(f"{args.device}: rolled back, pid {device.rollback().pid}")
+    elif args.action == "logs":
+        print("\n".join(device.log_tail(args.lines)))
+    elif args.action == "remove":
+        device.remove()
+        print(f"{args.device}: removed")
+    else:
+        statuses = [s for s in device_status(settings) if s.device_id == args.device]
+        if args.json:
+            print(json.dumps([s.to_json() for s in statuses], indent=2, default=str))
+        else:
+            print(format_devices(statuses))
+        return 0 if statuses and statuses[0].health == "RUNNING" else 3
+    return 0
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="a registered model: name, name:<version> or name:<alias>")
+    parser.add_argument(
+        "--camera",
+        action="append",
+        metavar="ID=SOURCE",
+        help="a camera (repeat): file, rtsp://..., webcam:0; default: synthetic demo cameras",
+    )
+    parser.add_argument("--demo-cameras", type=int, default=1, help="how many demo cameras")
+    parser.add_argument("--process-fps", type=float, help="frames a second each camera analyses")
+    parser.add_argument(
+        "--heartbeat-s", type=float, default=10.0, help="seconds between heartbeats"
+    )
+    parser.add_argument(
+        "--no-ship-model", action="store_true", help="let the device download the model instead"
+    )
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``package``, ``deploy``, ``devices`` and ``device`` to the kit's subcommands."""
+    package = commands.add_parser(
+        "package",
+        help="build the edge bundle, a Greengrass component, a container or a Panorama app",
+    )
+    package.add_argument("kind", choices=["bundle", "greengrass", "container", "panorama"])
+    package.add_argument("--out", help="output folder (default: build/edge/<kind>)")
+    package.add_argument("--device", help="the device id in the bundle's config")
+    _add_device_options(package)
+    package.add_argument("--component-name", default="com.edgevisionkit.EdgeApp")
+    package.add_argument("--component-version", help="greengrass: major.minor.patch")
+    package.add_argument(
+        "--publish",
+        action="store_true",
+        help="greengrass: upload the artefact and create the component version",
+    )
+    package.add_argument(
+        "--platform", choices=["linux", "jetson"], default="linux", help="container base"
+    )
+    package.add_argument("--base-image", help="container: another tag of the platform's base image")
+    package.add_argument(
+        "--app-name", default="evk_edge_app", help="panorama: the application name"
+    )
+    package.add_argument("--account-id", help="panorama: the package owner (default: your account)")
+    package.add_argument("--package-version", default="1.0", help="panorama: major.minor")
+    package.add_argument(
+        "--threshold", type=float, default=0.25, help="panorama: default confidence"
+    )
+    package.add_argument("--refresh-s", type=int, default=5, help="panorama: default refresh rate")
+    package.add_argument(
+        "--no-model-node", action="store_true", help="panorama: run ONNX Runtime in the code node"
+    )
+    package.set_defaults(run=package_command)
+
+    deploy = commands.add_parser("deploy", help="deploy the edge app to a device")
+    deploy.add_argument("--target", choices=["local", "greengrass", "panorama"], default="local")
+    deploy.add_argument("--device", help="local: the device id; panorama: the appliance id")
+    _add_device_options(deploy)
+    deploy.add_argument("--thing", help="greengrass: a core device's thing name")
+    deploy.add_argument("--thing-group", help="greengrass: a thing group")
+    deploy.add_argument("--component-name", default="com.edgevisionkit.EdgeApp")
+    deploy.add_argument("--component-version", help="greengrass: default the next patch version")
+    deploy.add_argument("--app-dir", help="panorama: the application from `kit package panorama`")
+    deploy.add_argument("--role-arn", help="panorama: the application's runtime role")
+    deploy.add_argument("--replace", help="panorama: the application instance to replace")
+    deploy.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    deploy.add_argument("--no-start", action="store_true", help="local: install without starting")
+    deploy.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="wait until RUNNING (local) or the deployment is done",
+    )
+    deploy.set_defaults(run=deploy_command)
+
+    devices = commands.add_parser(
+        "devices", help="devices: health, heartbeats, apps, cameras and fps"
+    )
+    devices.add_argument("--json", action="store_true", help="print JSON")
+    devices.add_argument(
+        "--greengrass", action="store_true", help="include Greengrass core devices"
+    )
+    devices.add_argument("--panorama", action="store_true", help="include Panorama appliances")
+    devices.set_defaults(run=devices_command)
+
+    device = commands.add_parser(
+        "device", help="one local device: status, stop, restart, rollback, logs"
+    )
+    device.add_argument(
+        "action", choices=["status", "stop", "restart", "rollback", "logs", "remove"]
+    )
+    device.add_argument("device", help="the device id")
+    device.add_argument("--lines", type=int, default=40, help="logs: how many lines")
+    device.add_argument("--json", action="store_true", help="status: print JSON")
+    device.set_defaults(run=device_command)
