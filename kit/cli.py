@@ -159,16 +159,12 @@ def _schemas(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from kit.local import LocalStack
+    from kit.demo import run_demo, stop_demo
 
-    status = LocalStack(settings).up()
-    print(status.describe())
-    print(
-        "\nThe local backend is up. Try it with plain boto3 or the AWS CLI:\n"
-        f"  aws --endpoint-url {status.endpoint_url} s3 ls\n"
-        "Stop it with `kit local down` (data is kept for the next `kit local up`)."
-    )
-    return 0
+    if args.stop:
+        stop_demo(settings)
+        return 0
+    return run_demo(settings, port=args.port, detach=args.detach, dashboard=not args.no_dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,7 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(commands)
 
-    demo = commands.add_parser("demo", help="run the main job on the local target")
+    demo = commands.add_parser(
+        "demo", help="run the main job on the local target (three use cases, live)"
+    )
+    demo.add_argument("--port", type=int, default=8866, help="the dashboard's port on 127.0.0.1")
+    demo.add_argument("--detach", action="store_true", help="return once everything runs")
+    demo.add_argument("--stop", action="store_true", help="stop what `kit demo --detach` started")
+    demo.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     demo.set_defaults(run=_demo)
     return parser
 

@@ -75,3 +75,12 @@ def table(rows: Iterable[Mapping[str, Any]], columns: list[str] | None = None) -
         "<tr>" + "".join(f"<td>{escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>" for row in rows
     )
     display(HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
+
+
+def kit(args: list[str]) -> None:
+    """Run a ``kit`` command in the notebook (same code as the terminal); raise if it fails."""
+    from kit.cli import main
+
+    code = main([str(arg) for arg in args])
+    if code != 0:
+        raise RuntimeError(f"`kit {' '.join(map(str, args))}` failed with exit code {code} (see above)")

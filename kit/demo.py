@@ -1,0 +1,283 @@
+"""The main job on the local target: three use cases live, end to end, with the dashboard.
+
+``kit demo`` (``make demo``):
+
+1. starts the local stack (moto + the Lambda runner), or reuses the running one;
+2. registers the shipped demo models (``shelf``, ``fish``, ``ppe`` as ``<name>:production``);
+3. renders one synthetic scenario video per use case (kept, so a second run reuses them);
+4. sets the control config of the three cameras — only those not configured yet, so a user's
+   changes survive a restart: the shelf alerts below 3 bottles, the fish tank when the count in its
+   region keeps rising, the building site on a person without a helmet;
+5. deploys the edge app to the local device ``demo-1`` with the three cameras;
+6. serves the dashboard with Voila and prints its URL.
+
+It then waits; Ctrl-C (or ``kit demo --stop`` from another shell, after ``--detach``) stops what it
+started: the dashboard, the device and the local stack (whose data is kept for the next run).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from kit.settings import Settings, find_project_root
+
+log = logging.getLogger(__name__)
+
+DEVICE_ID = "demo-1"
+DASHBOARD_SERVICE = "dashboard"
+VIDEO_SECONDS = 40
+VIDEO_FPS = 10
+
+
+@dataclass(frozen=True)
+class DemoCamera:
+    camera_id: str
+    model: str
+    scenario: str
+    video_options: dict
+    overrides: dict
+
+
+CAMERAS = (
+    DemoCamera(
+        "shelf-1",
+        "shelf",
+        "bottles_removed",
+        {"n_bottles": 8, "remaining": 1},
+        {
+            "refresh_s": 2,
+            "rules": [
+                {"type": "count_below", "class_name": "bottle", "threshold": 3, "cooldown_s": 30}
+            ],
+        },
+    ),
+    DemoCamera(
+        "pond-1",
+        "fish",
+        "fish_arriving",
+        {"max_fish": 10, "start_fish": 1},
+        {
+            "refresh_s": 2,
+            "rules": [
+                {
+                    "type": "rising_trend",
+                    "class_name": "fish",
+                    "zone": "region",
+                    "window": 8,
+                    "min_points": 5,
+                    "min_slope_per_min": 3.0,
+                    "cooldown_s": 30,
+                }
+            ],
+        },
+    ),
+    DemoCamera(
+        "site-1",
+        "ppe",
+        "helmet_off",
+        {},
+        {"refresh_s": 2, "rules": [{"type": "ppe_violation", "cooldown_s": 30}]},
+    ),
+)
+
+
+def demo_videos(settings: Settings) -> dict[str, tuple[Path, list | None]]:
+    """One scenario video per camera (rendered once, then reused) and its region, if any."""
+    from kit.synthetic import ScenarioInfo, write_scenario_video
+
+    folder = settings.state_dir / "demo" / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    videos = {}
+    for camera in CAMERAS:
+        path = folder / f"{camera.camera_id}-{camera.scenario}-{VIDEO_SECONDS}s.mp4"
+        if not path.is_file() or not path.with_suffix(".json").is_file():
+            print(f"  rendering the {camera.scenario} video for {camera.camera_id} ...", flush=True)
+            partial = path.with_name(".partial-" + path.name)
+            write_scenario_video(
+                camera.scenario,
+                partial,
+                seconds=VIDEO_SECONDS,
+                fps=VIDEO_FPS,
+                size=(640, 480),
+                seed=1,
+                **camera.video_options,
+            )
+            partial.with_suffix(".json").replace(path.with_suffix(".json"))
+            partial.replace(path)
+        videos[camera.camera_id] = (path, ScenarioInfo.load(path).region)
+    return videos
+
+
+def configure_cameras(settings: Settings, regions: dict[str, list | None]) -> list[str]:
+    """Set each demo camera's control config through the control API, unless it has one already."""
+    api = settings.control_api_url()
+    headers = {"Authorization": f"Bearer {settings.api_token}"}
+    current = requests.get(f"{api}/config", headers=headers, timeout=10)
+    current.raise_for_status()
+    configured = current.json().get("cameras", {})
+    changed = []
+    for camera in CAMERAS:
+        if camera.camera_id in configured:
+            continue
+        body = {"model": {"name": camera.model, "version": "production"}, **camera.overrides}
+        region = regions.get(camera.camera_id)
+        if region:
+            body["zones"] = [{"name": "region", "polygon": region, "classes": ["fish"]}]
+        response = requests.put(
+            f"{api}/config/{camera.camera_id}", json=body, headers=headers, timeout=10
+        )
+        if response.status_code >= 400:
+            raise RuntimeError(
+                f"PUT /config/{camera.camera_id} answered {response.status_code}: {response.text}"
+            )
+        changed.append(camera.camera_id)
+    return changed
+
+
+def _dashboard_record_file(settings: Settings) -> Path:
+    return settings.state_dir / "demo" / "dashboard.json"
+
+
+def start_dashboard(settings: Settings, port: int) -> str:
+    """Serve notebooks/dashboard.ipynb with Voila on 127.0.0.1 (reused when already running)."""
+    import json
+
+    from kit.local.processes import ServiceRecord, port_in_use, start_service, wait_until
+
+    record_file = _dashboard_record_file(settings)
+    url = f"http://127.0.0.1:{port}/"
+    if record_file.is_file():
+        record = ServiceRecord(**json.loads(record_file.read_text()))
+        if record.is_alive():
+            return record.url
+    if port_in_use("127.0.0.1", port):
+        raise RuntimeError(
+            f"port {port} is in use by another program: pass --port to serve the dashboard elsewhere"
+        )
+    root = find_project_root() or Path.cwd()
+    voila = Path(sys.executable).with_name("voila")
+    record = start_service(
+        DASHBOARD_SERVICE,
+        [
+            str(voila),
+            str(root / "notebooks" / "dashboard.ipynb"),
+            "--no-browser",
+            "--Voila.ip=127.0.0.1",
+            f"--port={port}",
+        ],
+        settings.state_dir / "demo" / "dashboard.log",
+        env=settings.as_env(),
+        url=url,
+    )
+    record_file.write_text(json.dumps(record.to_json()))
+    wait_until(
+        lambda: requests.get(url, timeout=5).status_code < 500,
+        120,
+        interval_s=0.5,
+        what=f"the dashboard at {url}",
+    )
+    return url
+
+
+def stop_demo(settings: Settings) -> None:
+    """Stop the dashboard, the demo device and the local stack (data kept for the next run)."""
+    import json
+
+    from kit.deploy.local import LocalDevice
+    from kit.local import LocalStack
+    from kit.local.processes import ServiceRecord, stop_service
+
+    record_file = _dashboard_record_file(settings)
+    if record_file.is_file():
+        stop_service(ServiceRecord(**json.loads(record_file.read_text())))
+        record_file.unlink()
+    device = LocalDevice(settings, DEVICE_ID)
+    if device.process_state() == "running":
+        device.stop()
+    counts = LocalStack(settings).down()
+    print(f"demo stopped; local data saved ({sum(counts.values())} items)")
+
+
+def run_demo(
+    settings: Settings, *, port: int = 8866, detach: bool = False, dashboard: bool = True
+) -> int:
+    """Everything in the module docstring; returns the exit code."""
+    from kit.demo_models import register_demo_models
+    from kit.deploy.local import deploy_local
+    from kit.deploy.status import device_status, format_devices
+    from kit.local import LocalStack
+
+    started = time.monotonic()
+    print("1/6 local stack ...", flush=True)
+    status = LocalStack(settings).up()
+    print(f"    AWS endpoint {status.endpoint_url}, control API {settings.control_api_url()}")
+    print("2/6 demo models ...", flush=True)
+    models = register_demo_models(settings)
+    print(
+        "    "
+        + ", ".join(
+            f"{m.name}:{m.version} (mAP50 {m.metrics.get('mAP50', 0):.2f})" for m in models.values()
+        )
+    )
+    print("3/6 camera videos ...", flush=True)
+    videos = demo_videos(settings)
+    print("4/6 control config ...", flush=True)
+    changed = configure_cameras(settings, {cid: region for cid, (_, region) in videos.items()})
+    print(
+        f"    configured {', '.join(changed)}"
+        if changed
+        else "    kept the existing camera configs"
+    )
+    print(f"5/6 edge app on local device {DEVICE_ID} ...", flush=True)
+    cameras = [
+        {
+            "id": camera.camera_id,
+            "source": {"uri": str(videos[camera.camera_id][0]), "loop": True},
+            "model": {"name": camera.model, "version": "production"},
+            "process_fps": 5,
+        }
+        for camera in CAMERAS
+    ]
+    deploy_local(settings, DEVICE_ID, cameras=cameras, ship_model=False, heartbeat_s=5)
+    _wait_for_device(settings, timeout_s=120)
+    print(format_devices([s for s in device_status(settings) if s.device_id == DEVICE_ID]))
+    url = None
+    if dashboard:
+        print("6/6 dashboard ...", flush=True)
+        url = start_dashboard(settings, port)
+    print(f"\nready in {time.monotonic() - started:.0f} s")
+    if url:
+        print(f"\n  dashboard:  {url}\n")
+    print("  alerts:     kit alerts tail      (the e-mails the alerts topic sends)")
+    print("  devices:    kit devices")
+    if detach:
+        print("  stop with:  kit demo --stop")
+        return 0
+    print("  stop with:  Ctrl-C")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping ...")
+    stop_demo(settings)
+    return 0
+
+
+def _wait_for_device(settings: Settings, timeout_s: float) -> None:
+    from kit.deploy.status import device_status
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for status in device_status(settings):
+            if status.device_id == DEVICE_ID and status.health == "RUNNING":
+                return
+        time.sleep(1)
+    raise RuntimeError(
+        f"device {DEVICE_ID} did not report RUNNING within {timeout_s:.0f} s: see `kit device logs {DEVICE_ID}`"
+    )
