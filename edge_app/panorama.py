@@ -39,15 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.annotate import encode_jpeg
 from edge_app.config import CameraConfig, DeviceConfig, load_device_config
-from edge_app.control import ControlClient
 from edge_app.detectors import Detector, InferenceBackend, ModelMetadata, read_onnx_metadata
 from edge_app.heartbeat import build_heartbeat
-from edge_app.pipeline import JPEG_QUALITY, CameraProcessor, FrameResult, ModelStore
-from edge_app.publisher import Publisher, crop_key, frame_key
+from edge_app.pipeline import CameraProcessor, DeviceServices, FrameResult, publish_result
 from edge_app.sources import CameraState, CameraStatus, Frame
-from edge_app.spool import Spool
 from kit.contracts import CameraSettings, ControlConfig, ModelRef
 from kit.settings import Settings, load_settings
 
@@ -153,23 +149,6 @@ class PanoramaAdapter:
         self.config = config
         self.model_node = model_node
         self.model_input = model_input
-        self.settings = settings or load_settings(
-            **{**config.settings, "device_id": self.device_id}
-        )
-        self.started_monotonic = time.monotonic()
-        self.spool = Spool(
-            config.path(config.spool.dir),
-            max_bytes=int(config.spool.max_mb * 1e6),
-            fsync=config.spool.fsync,
-        )
-        self.publisher = Publisher(
-            self.settings, self.spool, retry_max_s=config.backend_retry_max_s
-        )
-        self.models = ModelStore(
-            preloaded={key: config.path(path) for key, path in config.models.items()},
-            registry=self._registry(),
-            cache_dir=config.path(config.model_cache_dir),
-        )
         defaults: dict[str, Any] = {}
         if threshold is not None:
             defaults["confidence"] = float(threshold)
@@ -180,12 +159,17 @@ class PanoramaAdapter:
             initial = initial.model_copy(
                 update={"defaults": initial.defaults.model_copy(update=defaults)}
             )
-        self.control = ControlClient(
-            self.settings,
-            source=config.control_source,
-            cache_file=config.path(config.spool.dir).parent / "control-config.json",
-            initial=initial,
+        if settings is None:
+            settings = load_settings(**{**config.settings, "device_id": self.device_id})
+        self.services = DeviceServices.from_config(
+            config, settings=settings, initial_control=initial
         )
+        self.settings = self.services.settings
+        self.spool = self.services.spool
+        self.publisher = self.services.publisher
+        self.models = self.services.models
+        self.control = self.services.control
+        self.started_monotonic = time.monotonic()
         self.streams: dict[str, _Stream] = {}
         self._detectors: dict[str, tuple[ModelRef, Detector]] = {}
         self._pending: dict[str, CameraSettings] = {}
@@ -199,15 +183,6 @@ class PanoramaAdapter:
                 target=self._control_loop, name="control", daemon=True
             )
             self._control_thread.start()
-
-    def _registry(self):
-        from kit.registry import ModelRegistry
-
-        return ModelRegistry(
-            self.settings.client("s3"),
-            self.settings.resources.bucket,
-            cache_dir=self.config.path(self.config.model_cache_dir),
-        )
 
     # -- models ------------------------------------------------------------------------------
     def detector(self, ref: ModelRef) -> tuple[ModelRef, Detector]:
@@ -313,31 +288,7 @@ class PanoramaAdapter:
             media.add_label(label, box[0], max(0.0, box[1] - 0.02))
 
     def _publish(self, stream: _Stream, result: FrameResult) -> None:
-        privacy = stream.camera.privacy
-        processor = stream.processor
-        rendered = processor.render(result, blur=privacy.blur_classes, blur_method=privacy.method)
-        captured_at = result.frame.captured_at
-        key = frame_key(self.device_id, stream.camera.id, captured_at)
-        crops = []
-        if stream.camera.crops.classes:
-            for index, (class_name, image) in enumerate(
-                processor.crops(
-                    result,
-                    stream.camera.crops.classes,
-                    limit=stream.camera.crops.max_per_publish,
-                    pad=stream.camera.crops.padding,
-                    blur=privacy.blur_classes,
-                    blur_method=privacy.method,
-                )
-            ):
-                crops.append(
-                    (
-                        crop_key(self.device_id, stream.camera.id, captured_at, index, class_name),
-                        encode_jpeg(image, JPEG_QUALITY),
-                    )
-                )
-        payload = processor.payload(result, self.device_id, key)
-        self.publisher.publish(payload, encode_jpeg(rendered, JPEG_QUALITY), crops)
+        publish_result(stream.processor, stream.camera, result, self.publisher, self.device_id)
         stream.published += 1
 
     # -- health ------------------------------------------------------------------------------
@@ -394,8 +345,7 @@ class PanoramaAdapter:
         if self._control_thread is not None:
             self._control_thread.join(5)
         self.send_heartbeat(stopping=True)
-        self.publisher.stop(timeout_s=5)
-        self.spool.close()
+        self.services.close()
 
 
 def _parameter(node: Any, name: str) -> Any:

@@ -396,35 +396,11 @@ class CameraWorker:
             self.on_result(result, rendered)
 
     def _publish(self, result: FrameResult) -> np.ndarray:
-        privacy = self.camera.privacy
-        rendered = self.processor.render(
-            result, blur=privacy.blur_classes, blur_method=privacy.method
+        rendered = publish_result(
+            self.processor, self.camera, result, self.publisher, self.device_id
         )
-        if self.publisher is None:
-            return rendered
-        captured_at: datetime = result.frame.captured_at
-        key = frame_key(self.device_id, self.camera.id, captured_at)
-        crops = []
-        if self.camera.crops.classes:
-            for index, (class_name, image) in enumerate(
-                self.processor.crops(
-                    result,
-                    self.camera.crops.classes,
-                    limit=self.camera.crops.max_per_publish,
-                    pad=self.camera.crops.padding,
-                    blur=privacy.blur_classes,
-                    blur_method=privacy.method,
-                )
-            ):
-                crops.append(
-                    (
-                        crop_key(self.device_id, self.camera.id, captured_at, index, class_name),
-                        encode_jpeg(image, JPEG_QUALITY),
-                    )
-                )
-        payload = self.processor.payload(result, self.device_id, key)
-        self.publisher.publish(payload, encode_jpeg(rendered, JPEG_QUALITY), crops)
-        self.counters.published += 1
+        if self.publisher is not None:
+            self.counters.published += 1
         return rendered
 
     def _apply_pending(self) -> None:
@@ -463,6 +439,97 @@ class CameraWorker:
             log.info("camera %s: now running model %s", self.camera.id, resolved)
 
 
+def publish_result(
+    processor: CameraProcessor,
+    camera: CameraConfig,
+    result: FrameResult,
+    publisher: Publisher | None,
+    device_id: str,
+) -> np.ndarray:
+    """Render ``result`` (privacy blur, annotations) and publish its frame, crops and payload.
+
+    Returns:
+        The rendered frame (also when ``publisher`` is None: nothing is sent then).
+    """
+    privacy = camera.privacy
+    rendered = processor.render(result, blur=privacy.blur_classes, blur_method=privacy.method)
+    if publisher is None:
+        return rendered
+    captured_at: datetime = result.frame.captured_at
+    crops = [
+        (
+            crop_key(device_id, camera.id, captured_at, index, class_name),
+            encode_jpeg(image, JPEG_QUALITY),
+        )
+        for index, (class_name, image) in enumerate(
+            processor.crops(
+                result,
+                camera.crops.classes,
+                limit=camera.crops.max_per_publish,
+                pad=camera.crops.padding,
+                blur=privacy.blur_classes,
+                blur_method=privacy.method,
+            )
+        )
+    ]
+    payload = processor.payload(result, device_id, frame_key(device_id, camera.id, captured_at))
+    publisher.publish(payload, encode_jpeg(rendered, JPEG_QUALITY), crops)
+    return rendered
+
+
+@dataclass
+class DeviceServices:
+    """What every device runtime (EdgeApp, the Panorama adapter) shares: settings, the spool and
+    its publisher, the model store, and the control client."""
+
+    settings: Settings
+    spool: Spool
+    publisher: Publisher
+    models: ModelStore
+    control: ControlClient
+
+    @classmethod
+    def from_config(
+        cls,
+        config: DeviceConfig,
+        *,
+        settings: Settings | None = None,
+        initial_control: ControlConfig | None = None,
+    ) -> DeviceServices:
+        settings = settings or load_settings(**{"device_id": config.device_id, **config.settings})
+        spool = Spool(
+            config.path(config.spool.dir),
+            max_bytes=int(config.spool.max_mb * 1e6),
+            fsync=config.spool.fsync,
+        )
+        from kit.registry import ModelRegistry
+
+        cache_dir = config.path(config.model_cache_dir)
+        return cls(
+            settings=settings,
+            spool=spool,
+            publisher=Publisher(settings, spool, retry_max_s=config.backend_retry_max_s),
+            models=ModelStore(
+                preloaded={key: config.path(path) for key, path in config.models.items()},
+                registry=ModelRegistry(
+                    settings.client("s3"), settings.resources.bucket, cache_dir=cache_dir
+                ),
+                cache_dir=cache_dir,
+            ),
+            control=ControlClient(
+                settings,
+                source=config.control_source,
+                cache_file=config.path(config.spool.dir).parent / "control-config.json",
+                initial=initial_control or config.control,
+            ),
+        )
+
+    def close(self) -> None:
+        """Flush what can be sent within a few seconds, then close the spool."""
+        self.publisher.stop(timeout_s=5)
+        self.spool.close()
+
+
 class EdgeApp:
     """A device: every camera of ``config`` with its worker, one publisher, control and heartbeats.
 
@@ -480,29 +547,13 @@ class EdgeApp:
         readers: dict[str, CameraReader] | None = None,
     ):
         self.config = config
-        self.settings = settings or load_settings(
-            **{"device_id": config.device_id, **config.settings}
-        )
+        self.services = DeviceServices.from_config(config, settings=settings)
+        self.settings = self.services.settings
+        self.spool = self.services.spool
+        self.publisher = self.services.publisher
+        self.models = self.services.models
+        self.control = self.services.control
         self.started_monotonic = time.monotonic()
-        self.spool = Spool(
-            config.path(config.spool.dir),
-            max_bytes=int(config.spool.max_mb * 1e6),
-            fsync=config.spool.fsync,
-        )
-        self.publisher = Publisher(
-            self.settings, self.spool, retry_max_s=config.backend_retry_max_s
-        )
-        self.models = ModelStore(
-            preloaded={key: config.path(path) for key, path in config.models.items()},
-            registry=self._registry(),
-            cache_dir=config.path(config.model_cache_dir),
-        )
-        self.control = ControlClient(
-            self.settings,
-            source=config.control_source,
-            cache_file=config.path(config.spool.dir).parent / "control-config.json",
-            initial=config.control,
-        )
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self.readers = readers or {c.id: CameraReader(c.id, c.source) for c in config.cameras}
         self.workers = {
@@ -513,15 +564,6 @@ class EdgeApp:
         }
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-
-    def _registry(self):
-        from kit.registry import ModelRegistry
-
-        return ModelRegistry(
-            self.settings.client("s3"),
-            self.settings.resources.bucket,
-            cache_dir=self.config.path(self.config.model_cache_dir),
-        )
 
     def apply_control(self, config: ControlConfig) -> None:
         for camera_id, worker in self.workers.items():
@@ -568,9 +610,8 @@ class EdgeApp:
             self.publisher.send_heartbeat(self.heartbeat(stopping=True))
         except Exception as error:  # the spool may be closed already: a second close
             log.debug("no final heartbeat: %s", error)
-        self.publisher.stop(timeout_s=5)
         self.loader.shutdown(wait=False, cancel_futures=True)
-        self.spool.close()
+        self.services.close()
 
     def heartbeat(self, *, stopping: bool = False):
         statuses: dict[str, CameraStatus] = {
