@@ -49,7 +49,9 @@ def read_image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return image.size
-    except UnidentifiedImageError as error:
+    except (UnidentifiedImageError, ImportError) as error:
+        # ImportError: once ultralytics is imported it patches Image.open to retry unknown files
+        # with the pi-heif plugin, which is not installed; either way the file is no image we read.
         raise ValueError(f"{path} is not a readable image file") from error
 
 
