@@ -563,7 +563,7 @@ class _HelmetOff(_Scenario):
             look = replace(look, helmet=HELMET_COLORS[helmet_color])
         self.look = look
         self.feet_y = float(rng.uniform(0.88, 0.96) * height)
-        self.person_h = float(min(rng.uniform(0.5, 0.65) * height, self.feet_y - 0.03 * height))
+        self.person_h = float(min(rng.uniform(0.72, 0.85) * height, self.feet_y - 0.03 * height))
         h = self.person_h
         self.x_start = float(rng.uniform(0.12, 0.22) * width)
         self.x_stop = float(min(self.x_start + rng.uniform(0.12, 0.22) * width, width - 0.5 * h))

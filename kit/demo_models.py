@@ -1,0 +1,190 @@
+"""The demo models shipped in ``models/demo/``: one per use case, trained here on synthetic scenes.
+
+``python -m kit.demo_models`` (``make demo-models``) rebuilds them: for each use case it renders a
+synthetic training set and a held-out set (other seeds), trains yolov8n from its yaml on the CPU,
+exports ONNX, measures mAP50 of the exported model on the held-out set and writes
+``models/demo/<name>/`` with ``model.pt``, ``model.onnx`` and ``metadata.json``
+(:class:`~kit.contracts.ModelMetadata`: classes, input size, metrics, the command that made it).
+
+The demo registers these files in the local registry, so it never trains for long; the training
+notebook fine-tunes from them (transfer learning).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit.contracts import ModelArtifact, ModelMetadata
+from kit.registry import sha256_of
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "models" / "demo"
+IMGSZ = 320
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """How one demo model is made."""
+
+    name: str
+    use_case: str
+    train_images: int = 300
+    heldout_images: int = 60
+    epochs: int = 20
+    seed: int = 7
+    description: str = ""
+
+
+RECIPES = {
+    "shelf": DemoRecipe("shelf", "shelf", description="bottles on a shelf (count_below)"),
+    "fish": DemoRecipe("fish", "fish", description="fish in a region (rising_trend)"),
+    "ppe": DemoRecipe("ppe", "ppe", description="people with and without helmets (ppe_violation)"),
+}
+
+
+def demo_model_files(name: str, directory: Path = DEMO_DIR) -> dict[str, Path]:
+    """The shipped files of demo model ``name`` by format (``pytorch``, ``onnx``)."""
+    folder = directory / name
+    files = {"pytorch": folder / "model.pt", "onnx": folder / "model.onnx"}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"demo model {name!r} is incomplete, missing {missing}: run `make demo-models`")
+    return files
+
+
+def demo_metadata(name: str, directory: Path = DEMO_DIR) -> ModelMetadata:
+    """The shipped metadata of demo model ``name``."""
+    return ModelMetadata.model_validate_json((directory / name / "metadata.json").read_text())
+
+
+def evaluate_map50(model_path: Path, data_yaml: Path, imgsz: int) -> dict[str, float]:
+    """mAP50 overall and per class of ``model_path`` (``.pt`` or ``.onnx``) on the val split of ``data_yaml``."""
+    from kit.offline import configure_ultralytics
+
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    from kit.train.local import quiet_ultralytics
+
+    with quiet_ultralytics(), tempfile.TemporaryDirectory() as scratch:
+        metrics = YOLO(str(model_path), task="detect").val(
+            data=str(data_yaml), imgsz=imgsz, batch=1, device="cpu", plots=False, project=scratch, verbose=False
+        )
+    result = {"mAP50": round(float(metrics.box.map50), 4), "mAP50-95": round(float(metrics.box.map), 4)}
+    for index, class_map in zip(metrics.box.ap_class_index, metrics.box.ap50, strict=True):
+        result[f"mAP50/{metrics.names[int(index)]}"] = round(float(class_map), 4)
+    return result
+
+
+def build_demo_model(recipe: DemoRecipe, out_dir: Path = DEMO_DIR, work_dir: Path | None = None) -> ModelMetadata:
+    """Train, export, evaluate and write one demo model; return its metadata."""
+    from kit.compile import export_onnx
+    from kit.synthetic import make_dataset
+    from kit.train import train_local
+
+    started = time.monotonic()
+    work = Path(work_dir or tempfile.mkdtemp(prefix=f"demo-{recipe.name}-"))
+    train_yaml = make_dataset(
+        recipe.use_case, work / "train", n_images=recipe.train_images, seed=recipe.seed, size=(640, 480), overwrite=True
+    )
+    heldout_yaml = make_dataset(
+        recipe.use_case,
+        work / "heldout",
+        n_images=2 * recipe.heldout_images,  # only its val half is used
+        seed=recipe.seed + 1000,
+        size=(640, 480),
+        splits=(0.5, 0.5, 0.0),
+        overwrite=True,
+    )
+    result = train_local(
+        train_yaml, epochs=recipe.epochs, imgsz=IMGSZ, batch=16, seed=recipe.seed, project_dir=work / "runs", plots=False
+    )
+    onnx = export_onnx(result.weights, IMGSZ)
+    metrics = evaluate_map50(onnx, heldout_yaml, IMGSZ)
+    target = out_dir / recipe.name
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(result.weights, target / "model.pt")
+    shutil.copyfile(onnx, target / "model.onnx")
+    formats = {
+        fmt: ModelArtifact(file=path.name, sha256=sha256_of(path), size_bytes=path.stat().st_size)
+        for fmt, path in (("pytorch", target / "model.pt"), ("onnx", target / "model.onnx"))
+    }
+    metadata = ModelMetadata(
+        name=recipe.name,
+        version=1,
+        classes=list(result.classes),
+        input_size=IMGSZ,
+        formats=formats,
+        metrics={**metrics, "train_seconds": round(time.monotonic() - started, 1)},
+        dataset=(
+            f"synthetic:{recipe.use_case} seed={recipe.seed} n={recipe.train_images}; "
+            f"held-out seed={recipe.seed + 1000} n={recipe.heldout_images}"
+        ),
+        framework=result.framework,
+        description=(
+            f"{recipe.description}; yolov8n from yolov8n.yaml, {recipe.epochs} epochs at {IMGSZ} px on the CPU; "
+            f"mAP50 measured on the held-out set with the ONNX export. "
+            f"Reproduce: python -m kit.demo_models --only {recipe.name}"
+        ),
+    )
+    (target / "metadata.json").write_text(json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kit.demo_models", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(RECIPES), action="append", help="build only these")
+    parser.add_argument("--out", type=Path, default=DEMO_DIR)
+    args = parser.parse_args(argv)
+    for name in args.only or sorted(RECIPES):
+        metadata = build_demo_model(RECIPES[name], args.out)
+        print(f"{name}: mAP50 {metadata.metrics['mAP50']:.3f} on held-out scenes -> {args.out / name}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def register_demo_models(settings=None, *, names: list[str] | None = None, directory: Path = DEMO_DIR) -> dict[str, ModelMetadata]:
+    """Register the shipped demo models (alias ``production``) unless the registry already has them.
+
+    Idempotent: a model whose ``production`` version carries the same ONNX checksum is left alone.
+
+    Returns:
+        The registered (or already present) metadata by model name.
+    """
+    from kit.registry import ModelRegistry, RegistryError
+
+    registry = ModelRegistry.from_settings(settings)
+    registered = {}
+    for name in names or sorted(RECIPES):
+        shipped = demo_metadata(name, directory)
+        try:
+            current = registry.get(f"{name}:production")
+            if current.formats.get("onnx") and current.formats["onnx"].sha256 == shipped.formats["onnx"].sha256:
+                registered[name] = current
+                continue
+        except RegistryError:
+            pass
+        files = demo_model_files(name, directory)
+        metadata = registry.register(
+            name,
+            files,
+            classes=shipped.classes,
+            input_size=shipped.input_size,
+            metrics=shipped.metrics,
+            dataset=shipped.dataset,
+            framework=shipped.framework,
+            description=shipped.description,
+        )
+        registry.alias(name, "production", metadata.version)
+        registered[name] = metadata
+    return registered
