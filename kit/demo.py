@@ -241,6 +241,9 @@ def run_demo(
             "source": {"uri": str(videos[camera.camera_id][0]), "loop": True},
             "model": {"name": camera.model, "version": "production"},
             "process_fps": 5,
+            # synthetic scenes show no real people: keep the helmets visible (a real site
+            # camera keeps the default, people blurred in every frame that leaves the device)
+            "privacy": {"blur_classes": []},
         }
         for camera in CAMERAS
     ]
