@@ -2,11 +2,14 @@
 
 papermill executes each one in a fresh kernel (the venv's python3) against a local stack of the
 test session's own (EVK_STATE_DIR is the session's temp dir, ports are free ones); the stack is
-stopped when the module ends."""
+stopped when the module ends. nbval (lax) then runs the executed notebook again — with papermill's
+injected parameters — and compares the outputs of the cells tagged ``nbval-check-output``."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -76,3 +79,11 @@ def test_notebook_runs_headless_with_quick_parameters(notebook, notebook_stack, 
     assert elapsed < BUDGET_S * 2, (
         f"{notebook.name} took {elapsed:.0f} s (budget {BUDGET_S} s, x2 for a loaded machine)"
     )
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+            "--nbval-current-env", "--nbval-cell-timeout=300", str(tmp_path / notebook.name),
+        ],
+        capture_output=True, text=True, timeout=BUDGET_S * 3, cwd=notebook.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
