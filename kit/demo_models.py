@@ -54,7 +54,9 @@ def demo_model_files(name: str, directory: Path = DEMO_DIR) -> dict[str, Path]:
     files = {"pytorch": folder / "model.pt", "onnx": folder / "model.onnx"}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"demo model {name!r} is incomplete, missing {missing}: run `make demo-models`")
+        raise FileNotFoundError(
+            f"demo model {name!r} is incomplete, missing {missing}: run `make demo-models`"
+        )
     return files
 
 
@@ -74,15 +76,26 @@ def evaluate_map50(model_path: Path, data_yaml: Path, imgsz: int) -> dict[str, f
 
     with quiet_ultralytics(), tempfile.TemporaryDirectory() as scratch:
         metrics = YOLO(str(model_path), task="detect").val(
-            data=str(data_yaml), imgsz=imgsz, batch=1, device="cpu", plots=False, project=scratch, verbose=False
+            data=str(data_yaml),
+            imgsz=imgsz,
+            batch=1,
+            device="cpu",
+            plots=False,
+            project=scratch,
+            verbose=False,
         )
-    result = {"mAP50": round(float(metrics.box.map50), 4), "mAP50-95": round(float(metrics.box.map), 4)}
+    result = {
+        "mAP50": round(float(metrics.box.map50), 4),
+        "mAP50-95": round(float(metrics.box.map), 4),
+    }
     for index, class_map in zip(metrics.box.ap_class_index, metrics.box.ap50, strict=True):
         result[f"mAP50/{metrics.names[int(index)]}"] = round(float(class_map), 4)
     return result
 
 
-def build_demo_model(recipe: DemoRecipe, out_dir: Path = DEMO_DIR, work_dir: Path | None = None) -> ModelMetadata:
+def build_demo_model(
+    recipe: DemoRecipe, out_dir: Path = DEMO_DIR, work_dir: Path | None = None
+) -> ModelMetadata:
     """Train, export, evaluate and write one demo model; return its metadata."""
     from kit.compile import export_onnx
     from kit.synthetic import make_dataset
@@ -91,7 +104,12 @@ def build_demo_model(recipe: DemoRecipe, out_dir: Path = DEMO_DIR, work_dir: Pat
     started = time.monotonic()
     work = Path(work_dir or tempfile.mkdtemp(prefix=f"demo-{recipe.name}-"))
     train_yaml = make_dataset(
-        recipe.use_case, work / "train", n_images=recipe.train_images, seed=recipe.seed, size=(640, 480), overwrite=True
+        recipe.use_case,
+        work / "train",
+        n_images=recipe.train_images,
+        seed=recipe.seed,
+        size=(640, 480),
+        overwrite=True,
     )
     heldout_yaml = make_dataset(
         recipe.use_case,
@@ -103,7 +121,13 @@ def build_demo_model(recipe: DemoRecipe, out_dir: Path = DEMO_DIR, work_dir: Pat
         overwrite=True,
     )
     result = train_local(
-        train_yaml, epochs=recipe.epochs, imgsz=IMGSZ, batch=16, seed=recipe.seed, project_dir=work / "runs", plots=False
+        train_yaml,
+        epochs=recipe.epochs,
+        imgsz=IMGSZ,
+        batch=16,
+        seed=recipe.seed,
+        project_dir=work / "runs",
+        plots=False,
     )
     onnx = export_onnx(result.weights, IMGSZ)
     metrics = evaluate_map50(onnx, heldout_yaml, IMGSZ)
@@ -133,19 +157,26 @@ def build_demo_model(recipe: DemoRecipe, out_dir: Path = DEMO_DIR, work_dir: Pat
             f"Reproduce: python -m kit.demo_models --only {recipe.name}"
         ),
     )
-    (target / "metadata.json").write_text(json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n")
+    (target / "metadata.json").write_text(
+        json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n"
+    )
     shutil.rmtree(work, ignore_errors=True)
     return metadata
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kit.demo_models", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m kit.demo_models", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--only", choices=sorted(RECIPES), action="append", help="build only these")
     parser.add_argument("--out", type=Path, default=DEMO_DIR)
     args = parser.parse_args(argv)
     for name in args.only or sorted(RECIPES):
         metadata = build_demo_model(RECIPES[name], args.out)
-        print(f"{name}: mAP50 {metadata.metrics['mAP50']:.3f} on held-out scenes -> {args.out / name}", flush=True)
+        print(
+            f"{name}: mAP50 {metadata.metrics['mAP50']:.3f} on held-out scenes -> {args.out / name}",
+            flush=True,
+        )
     return 0
 
 
@@ -153,7 +184,9 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def register_demo_models(settings=None, *, names: list[str] | None = None, directory: Path = DEMO_DIR) -> dict[str, ModelMetadata]:
+def register_demo_models(
+    settings=None, *, names: list[str] | None = None, directory: Path = DEMO_DIR
+) -> dict[str, ModelMetadata]:
     """Register the shipped demo models (alias ``production``) unless the registry already has them.
 
     Idempotent: a model whose ``production`` version carries the same ONNX checksum is left alone.
@@ -169,7 +202,10 @@ def register_demo_models(settings=None, *, names: list[str] | None = None, direc
         shipped = demo_metadata(name, directory)
         try:
             current = registry.get(f"{name}:production")
-            if current.formats.get("onnx") and current.formats["onnx"].sha256 == shipped.formats["onnx"].sha256:
+            if (
+                current.formats.get("onnx")
+                and current.formats["onnx"].sha256 == shipped.formats["onnx"].sha256
+            ):
                 registered[name] = current
                 continue
         except RegistryError:

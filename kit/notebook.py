@@ -35,7 +35,9 @@ def setup(target: str = "local", *, start_local: bool = True, **overrides: Any) 
         status = LocalStack(settings).up()
         print(f"local stack: {status.endpoint_url} (control API {settings.control_api_url()})")
     else:
-        print(f"target {settings.target}: region {settings.region}, bucket {settings.resources.bucket}")
+        print(
+            f"target {settings.target}: region {settings.region}, bucket {settings.resources.bucket}"
+        )
     return settings
 
 
@@ -72,7 +74,8 @@ def table(rows: Iterable[Mapping[str, Any]], columns: list[str] | None = None) -
     columns = columns or list(dict.fromkeys(key for row in rows for key in row))
     head = "".join(f"<th>{escape(str(c))}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>"
+        for row in rows
     )
     display(HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
 
@@ -83,4 +86,6 @@ def kit(args: list[str]) -> None:
 
     code = main([str(arg) for arg in args])
     if code != 0:
-        raise RuntimeError(f"`kit {' '.join(map(str, args))}` failed with exit code {code} (see above)")
+        raise RuntimeError(
+            f"`kit {' '.join(map(str, args))}` failed with exit code {code} (see above)"
+        )

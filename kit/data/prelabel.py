@@ -11,7 +11,9 @@ from kit.contracts import ModelRef
 Prelabeller = Callable[[np.ndarray], list[tuple[str, float, float, float, float]]]
 
 
-def model_prelabeller(ref: ModelRef | str, *, settings=None, confidence: float = 0.4) -> Prelabeller:
+def model_prelabeller(
+    ref: ModelRef | str, *, settings=None, confidence: float = 0.4
+) -> Prelabeller:
     """A ``prelabel(image_bgr)`` for :class:`kit.data.LabellingSession` from a registered model.
 
     The model's ONNX export is downloaded from the registry (checksum-verified) and run with the

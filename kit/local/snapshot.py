@@ -176,7 +176,9 @@ def release_in_flight(settings: Settings, queue_urls: list[str]) -> int:
     except (requests.RequestException, ValueError) as error:
         # moto's state dump fails on some S3 objects (large multipart uploads): snapshot what is
         # visible, and say that messages in flight right now, if any, are not in it.
-        log.warning("cannot list in-flight messages (%s); the snapshot holds the visible ones only", error)
+        log.warning(
+            "cannot list in-flight messages (%s); the snapshot holds the visible ones only", error
+        )
         return 0
     handles = [
         m["receipt_handle"]

@@ -59,7 +59,11 @@ def test_aws_outputs_writes_the_settings_file(tmp_path):
 
 def test_alerts_tail_once_prints_what_the_topic_sent(backend_settings):
     sns = backend_settings.client("sns")
-    topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":evktest-alerts"))
+    topic = next(
+        t["TopicArn"]
+        for t in sns.list_topics()["Topics"]
+        if t["TopicArn"].endswith(":evktest-alerts")
+    )
     sns.publish(TopicArn=topic, Subject="[EVK] OPEN: shelf-1 count_below", Message="0 bottles vs 1")
     env = backend_settings.as_env()
     result = kit("alerts", "tail", "--once", env=env)
@@ -73,7 +77,9 @@ def test_models_list_alias_get_and_a_clear_error_for_unknown_ones(backend_settin
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"not really a model, but bytes with a checksum")
     registry = ModelRegistry.from_settings(backend_settings)
-    registry.register("shelf", {"onnx": onnx}, classes=["bottle"], input_size=320, metrics={"mAP50": 0.9})
+    registry.register(
+        "shelf", {"onnx": onnx}, classes=["bottle"], input_size=320, metrics={"mAP50": 0.9}
+    )
     env = backend_settings.as_env()
     listed = kit("models", "list", env=env)
     assert listed.returncode == 0, listed.stderr
@@ -83,4 +89,6 @@ def test_models_list_alias_get_and_a_clear_error_for_unknown_ones(backend_settin
     got = kit("models", "get", "shelf:production", env=env)
     assert json.loads(got.stdout)["version"] == 1
     unknown = kit("models", "get", "fish", env=env)
-    assert unknown.returncode == 2 and "shelf" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert (
+        unknown.returncode == 2 and "shelf" in unknown.stderr and "Traceback" not in unknown.stderr
+    )

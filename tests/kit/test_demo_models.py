@@ -29,7 +29,9 @@ def test_edge_runtime_detects_the_classes_in_the_scenario_video(name):
     detector = load_detector(DEMO_DIR / name / "model.onnx")
     assert list(detector.class_names.values()) == demo_metadata(name).classes
     matched = truths = found = 0
-    for frame, truth in scenario_frames(SCENARIOS[name], seconds=4, fps=3, size=(640, 480), seed=11):
+    for frame, truth in scenario_frames(
+        SCENARIOS[name], seconds=4, fps=3, size=(640, 480), seed=11
+    ):
         counts = detector.detect(frame, conf=0.25).counts()
         for class_name, number in truth.counts.items():
             matched += min(counts.get(class_name, 0), number)

@@ -217,6 +217,8 @@ def test_down_works_after_a_large_upload(own_stack, tmp_path):
     endpoint = own_stack.up(runner=False).endpoint_url
     big = tmp_path / "big.bin"
     big.write_bytes(b"\0" * (12 * 1024 * 1024))
-    plain_client("s3", endpoint).upload_file(str(big), "lifecycle-bucket", "models/big/1/model.onnx")
+    plain_client("s3", endpoint).upload_file(
+        str(big), "lifecycle-bucket", "models/big/1/model.onnx"
+    )
     counts = own_stack.down()
     assert counts["bucket"] == 1 and not own_stack.status().running
