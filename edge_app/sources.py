@@ -21,6 +21,7 @@ Examples:
 
 from __future__ import annotations
 
+import abc
 import collections
 import enum
 import logging
@@ -950,7 +951,7 @@ class CameraSet:
 # -- opening sources -----------------------------------------------------------------
 
 
-class _Capture:
+class _Capture(abc.ABC):
     """An opened source: ``read()`` returns an image, or None at the end / on failure."""
 
     native_fps: float | None = None
@@ -958,13 +959,15 @@ class _Capture:
     def __init__(self) -> None:
         self.healthy_since: float | None = None
 
+    @abc.abstractmethod
     def read(self, on_unreadable: Callable[[Path], None]) -> np.ndarray | None:
-        raise NotImplementedError
+        """The next image, or None at the end of the source or on a failure."""
 
+    @abc.abstractmethod
     def rewind(self) -> None:
-        raise NotImplementedError
+        """Start again from the first frame (files and folders that loop)."""
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 - optional hook: most captures hold nothing to free
         """Free the source; the base has nothing to free."""
 
 

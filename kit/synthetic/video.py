@@ -17,6 +17,7 @@ its track id in the ground truth.
 
 from __future__ import annotations
 
+import abc
 import json
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -204,7 +205,7 @@ def _progress(frame: int, start: float, end: float) -> float:
     return float(np.clip((frame - start) / (end - start), 0.0, 1.0))
 
 
-class _Scenario:
+class _Scenario(abc.ABC):
     """A scenario's world: lays out frame `i` and reports its scenario facts."""
 
     name = ""
@@ -219,8 +220,9 @@ class _Scenario:
         self.fps = fps
         self.region: list[list[float]] | None = None
 
+    @abc.abstractmethod
     def layout(self, index: int) -> SceneLayout:
-        raise NotImplementedError
+        """Where everything is in frame ``index``."""
 
     def facts(self, index: int, scene: Scene) -> dict[str, Any]:
         return {}
