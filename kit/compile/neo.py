@@ -31,12 +31,12 @@ import re
 import shutil
 import tarfile
 import tempfile
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kit.jobs import poll_job
 from kit.train.sagemaker import LOCAL_ROLE_ARN
 
 if TYPE_CHECKING:
@@ -342,33 +342,18 @@ def wait_for_compilation_job(
         TimeoutError: still running after ``timeout_s``.
     """
     client = client or _settings(settings).client("sagemaker")
-    started = time.monotonic()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=None, desc=job_name, bar_format="{desc} [{elapsed}]")
-    try:
-        while True:
-            described = client.describe_compilation_job(CompilationJobName=job_name)
-            status = described["CompilationJobStatus"]
-            if bar is not None:
-                bar.set_description_str(f"{job_name}: {status}")
-                bar.update(0)
-            if status in _FINAL_STATES:
-                break
-            if timeout_s is not None and time.monotonic() - started > timeout_s:
-                raise TimeoutError(
-                    f"compilation job {job_name} still {status} after {timeout_s:.0f} s"
-                )
-            time.sleep(poll_s)
-    finally:
-        if bar is not None:
-            bar.close()
-    if status != "COMPLETED":
-        reason = described.get("FailureReason", "no reason given")
-        raise CompilationJobError(f"compilation job {job_name} {status.lower()}: {reason}")
-    return described
+    return poll_job(
+        lambda: client.describe_compilation_job(CompilationJobName=job_name),
+        kind="compilation job",
+        job_name=job_name,
+        status_key="CompilationJobStatus",
+        final_states=_FINAL_STATES,
+        completed="COMPLETED",
+        error=CompilationJobError,
+        poll_s=poll_s,
+        timeout_s=timeout_s,
+        progress=progress,
+    )
 
 
 def download_compiled_model(

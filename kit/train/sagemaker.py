@@ -27,12 +27,12 @@ import json
 import re
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kit.jobs import poll_job
 from kit.sagemaker import SOURCE_DIR, SOURCE_FILES
 from kit.sagemaker.train_entry import WEIGHTS_FILE
 from kit.train.result import TrainResult
@@ -391,43 +391,32 @@ def wait_for_training_job(
         TimeoutError: still running after ``timeout_s``.
     """
     client = client or _settings(settings).client("sagemaker")
-    started = time.monotonic()
     seen_transitions = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=None, desc=job_name, bar_format="{desc} [{elapsed}]")
-    try:
-        while True:
-            described = client.describe_training_job(TrainingJobName=job_name)
-            transitions = described.get("SecondaryStatusTransitions", [])
-            for transition in transitions[seen_transitions:]:
-                if bar is not None:
-                    bar.write(f"{transition['Status']}: {transition.get('StatusMessage', '')}")
-            seen_transitions = len(transitions)
-            status = described["TrainingJobStatus"]
+    def show(described: dict[str, Any], bar: Any) -> str:
+        nonlocal seen_transitions
+        transitions = described.get("SecondaryStatusTransitions", [])
+        for transition in transitions[seen_transitions:]:
             if bar is not None:
-                bar.set_description_str(
-                    f"{job_name}: {status} / {described.get('SecondaryStatus', '')}"
-                )
-                bar.update(0)
-            if on_status is not None:
-                on_status(described)
-            if status in _FINAL_STATES:
-                break
-            if timeout_s is not None and time.monotonic() - started > timeout_s:
-                raise TimeoutError(
-                    f"training job {job_name} still {status} after {timeout_s:.0f} s"
-                )
-            time.sleep(poll_s)
-    finally:
-        if bar is not None:
-            bar.close()
-    if status != "Completed":
-        reason = described.get("FailureReason", "no reason given")
-        raise TrainingJobError(f"training job {job_name} {status.lower()}: {reason}")
-    return described
+                bar.write(f"{transition['Status']}: {transition.get('StatusMessage', '')}")
+        seen_transitions = len(transitions)
+        if on_status is not None:
+            on_status(described)
+        return f"{described['TrainingJobStatus']} / {described.get('SecondaryStatus', '')}"
+
+    return poll_job(
+        lambda: client.describe_training_job(TrainingJobName=job_name),
+        kind="training job",
+        job_name=job_name,
+        status_key="TrainingJobStatus",
+        final_states=_FINAL_STATES,
+        completed="Completed",
+        error=TrainingJobError,
+        poll_s=poll_s,
+        timeout_s=timeout_s,
+        progress=progress,
+        on_described=show,
+    )
 
 
 def download_model_artifact(
