@@ -139,6 +139,32 @@ class Detections:
                 raise ValueError(f"{name} has {len(values)} entries but xyxy has {n} boxes")
 
     @classmethod
+    def _unchecked(
+        cls,
+        xyxy: np.ndarray,
+        confidence: np.ndarray,
+        class_id: np.ndarray,
+        tracker_id: np.ndarray,
+        class_names: ClassNames | None,
+        data: dict[str, np.ndarray],
+    ) -> Detections:
+        """A `Detections` from arrays that already hold its invariants, without checking them.
+
+        For the hot paths (selection, tracking) whose inputs come from a valid `Detections`:
+        ``xyxy`` is ``(N, 4)`` float32, ``confidence`` ``(N,)`` float32, ``class_id`` and
+        ``tracker_id`` ``(N,)`` int64 and every ``data`` value an array of length N. ``data``
+        is taken as given (pass a new dict). Anything else must go through the constructor.
+        """
+        detections = object.__new__(cls)
+        detections.xyxy = xyxy
+        detections.confidence = confidence
+        detections.class_id = class_id
+        detections.tracker_id = tracker_id
+        detections.class_names = class_names
+        detections.data = data
+        return detections
+
+    @classmethod
     def empty(cls, class_names: ClassNames | None = None) -> Detections:
         """No detections.
 
@@ -202,9 +228,26 @@ class Detections:
             (2, 2, 1)
         """
         if isinstance(index, (int, np.integer)):
-            index = [int(index)]
-        if isinstance(index, np.ndarray) and index.dtype == bool and len(index) != len(self):
-            raise IndexError(f"boolean mask has {len(index)} entries for {len(self)} detections")
+            index, fast = [int(index)], True
+        elif isinstance(index, np.ndarray):
+            if index.dtype == bool and len(index) != len(self):
+                raise IndexError(
+                    f"boolean mask has {len(index)} entries for {len(self)} detections"
+                )
+            fast = index.ndim == 1 and index.dtype.kind in "biu"
+        else:
+            fast = isinstance(index, slice)
+        if fast:
+            # A position, slice or 1-D mask/index array keeps the shape and dtype of every
+            # array, so the selection holds the invariants as it is: skip the checks.
+            return Detections._unchecked(
+                self.xyxy[index],
+                self.confidence[index],
+                self.class_id[index],
+                self.tracker_id[index],
+                self.class_names,
+                {key: value[index] for key, value in self.data.items()},
+            )
         return Detections(
             xyxy=self.xyxy[index],
             confidence=self.confidence[index],
@@ -232,17 +275,7 @@ class Detections:
             >>> d.anchors("bottom_center").tolist(), d.anchors("center").tolist()
             ([[5.0, 20.0]], [[5.0, 10.0]])
         """
-        position = Position(position)
-        x1, y1, x2, y2 = self.xyxy.T
-        if position is Position.CENTER:
-            return np.stack(((x1 + x2) / 2, (y1 + y2) / 2), axis=1)
-        if position is Position.BOTTOM_CENTER:
-            return np.stack(((x1 + x2) / 2, y2), axis=1)
-        if position is Position.TOP_CENTER:
-            return np.stack(((x1 + x2) / 2, y1), axis=1)
-        if position is Position.CENTER_LEFT:
-            return np.stack((x1, (y1 + y2) / 2), axis=1)
-        return np.stack((x2, (y1 + y2) / 2), axis=1)
+        return anchor_points(self.xyxy, position)
 
     def filter(
         self,
@@ -285,8 +318,7 @@ class Detections:
         """
         names = self._names(class_names)
         result = {name: 0 for _, name in class_items(names)}
-        ids, numbers = np.unique(self.class_id, return_counts=True)
-        for class_id, number in zip(ids.tolist(), numbers.tolist(), strict=True):
+        for class_id, number in tally(self.class_id).items():
             name = class_name_of(names, class_id)
             result[name] = result.get(name, 0) + number
         return result
@@ -361,11 +393,61 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
         [[0.333]]
     """
     a = np.asarray(boxes_a, dtype=np.float32)[:, None, :]
-    b = np.asarray(boxes_b, dtype=np.float32)[None, :, :]
-    width = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    height = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = width * height
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a + area_b - inter
+    b = np.asarray(boxes_b, dtype=np.float32)
+    ax1, ay1, ax2, ay2 = a[..., 0], a[..., 1], a[..., 2], a[..., 3]  # (N, 1)
+    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]  # (M,)
+    width = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
+    height = np.minimum(ay2, by2) - np.maximum(ay1, by1)
+    inter = np.maximum(width, 0, out=width)
+    inter *= np.maximum(height, 0, out=height)
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
+    union -= inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def anchor_points(xyxy: np.ndarray, position: Position | str) -> np.ndarray:
+    """``(N, 2)`` points at ``position`` of ``(N, 4)`` float32 ``x1, y1, x2, y2`` boxes.
+
+    The arithmetic of `Detections.anchors`, for callers that hold the boxes already.
+
+    Examples:
+        >>> import numpy as np
+        >>> anchor_points(np.array([[0, 0, 10, 20]], np.float32), "center").tolist()
+        [[5.0, 10.0]]
+    """
+    if type(position) is not Position:
+        position = Position(position)
+    points = np.empty((len(xyxy), 2), dtype=np.result_type(xyxy, np.float32))
+    x, y = points[:, 0], points[:, 1]
+    if position is Position.CENTER_LEFT:
+        x[:] = xyxy[:, 0]
+    elif position is Position.CENTER_RIGHT:
+        x[:] = xyxy[:, 2]
+    else:
+        np.add(xyxy[:, 0], xyxy[:, 2], out=x)
+        x /= 2
+    if position is Position.BOTTOM_CENTER:
+        y[:] = xyxy[:, 3]
+    elif position is Position.TOP_CENTER:
+        y[:] = xyxy[:, 1]
+    else:
+        np.add(xyxy[:, 1], xyxy[:, 3], out=y)
+        y /= 2
+    return points
+
+
+def tally(values: np.ndarray) -> dict[int, int]:
+    """``{value: occurrences}`` of a small integer array, by increasing value.
+
+    What ``np.unique(values, return_counts=True)`` tells, as a dict, without its sorting
+    machinery (which dominates for the few detections of a frame).
+
+    Examples:
+        >>> import numpy as np
+        >>> tally(np.array([3, 1, 3]))
+        {1: 1, 3: 2}
+    """
+    counts: dict[int, int] = {}
+    for value in values.tolist():
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))

@@ -40,7 +40,13 @@ from typing import Any
 import numpy as np
 
 from edge_app.config import CameraConfig, DeviceConfig, load_device_config
-from edge_app.detectors import Detector, InferenceBackend, ModelMetadata, read_onnx_metadata
+from edge_app.detectors import (
+    Detector,
+    InferenceBackend,
+    InferenceJob,
+    ModelMetadata,
+    read_onnx_metadata,
+)
 from edge_app.heartbeat import build_heartbeat
 from edge_app.pipeline import CameraProcessor, DeviceServices, FrameResult, publish_result
 from edge_app.sources import CameraState, CameraStatus, Frame
@@ -71,12 +77,18 @@ class PanoramaModelBackend(InferenceBackend):
         self.model_node = model_node
         self.input_name = input_name
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
-        outputs = self.node.call({self.input_name: tensor}, self.model_node)
-        if outputs is None:
-            raise RuntimeError(f"model node {self.model_node!r} returned no output")
-        first = outputs[0] if isinstance(outputs, list | tuple) else outputs
-        return np.asarray(first, dtype=np.float32)
+    def submit(self, tensor: np.ndarray) -> InferenceJob:
+        """Run the model node now: ``node.call`` is synchronous, so the job is done on return."""
+        job = InferenceJob()
+        try:
+            outputs = self.node.call({self.input_name: tensor}, self.model_node)
+            if outputs is None:
+                raise RuntimeError(f"model node {self.model_node!r} returned no output")
+            first = outputs[0] if isinstance(outputs, list | tuple) else outputs
+            job.set_result(np.asarray(first, dtype=np.float32))
+        except Exception as error:  # noqa: BLE001 - raised again by job.result()
+            job.set_error(error)
+        return job
 
 
 class _RateMeter:

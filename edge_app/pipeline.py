@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +33,7 @@ from edge_app.annotate import annotate, blur_classes, crop, encode_jpeg
 from edge_app.config import CameraConfig, DeviceConfig
 from edge_app.control import ControlClient
 from edge_app.detections import Detections
-from edge_app.detectors import Detector, load_detector
+from edge_app.detectors import Detector, InferenceJob, LetterboxInfo, load_detector
 from edge_app.heartbeat import build_heartbeat
 from edge_app.publisher import Publisher, crop_key, frame_key
 from edge_app.sources import CameraReader, CameraState, CameraStatus, Frame
@@ -52,6 +53,10 @@ from kit.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 80
+EARLY_FRAME_FRACTION = 0.25
+"""A frame up to this fraction of the analysis interval early is taken: a camera sending exactly
+``process_fps`` frames a second has every frame analysed, not every other one (its frames come
+in just before each due time). The average rate stays at most ``process_fps``."""
 
 
 @dataclass
@@ -93,14 +98,20 @@ class CameraProcessor:
         self.zones: list[PolygonZone] = []
         self.lines: list[LineCounter] = []
         self._line_specs: dict[str, LineSpec] = {}
+        self._in_flight: deque[tuple[Frame, LetterboxInfo, np.ndarray, InferenceJob]] = deque()
         self.set_detector(detector, model)
         self.configure(self.settings)
 
     def set_detector(self, detector: Detector, model: ModelRef) -> None:
-        """Switch model: a new tracker too (track ids of another model mean nothing)."""
+        """Switch model: a new tracker too (track ids of another model mean nothing).
+
+        Raises:
+            RuntimeError: while frames are in flight (`collect` them first).
+        """
+        self._check_idle("switch model")
         self.detector = detector
         self.model = model
-        self._input = detector.new_input_buffer()
+        self._free_inputs: list[np.ndarray] = []
         self.tracker = ByteTracker(
             track_activation_threshold=self.settings.confidence,
             high_conf_det_threshold=self.settings.confidence,
@@ -110,7 +121,12 @@ class CameraProcessor:
         )
 
     def configure(self, settings: CameraSettings) -> None:
-        """Apply zones, lines and confidence; a line whose spec did not change keeps its counts."""
+        """Apply zones, lines and confidence; a line whose spec did not change keeps its counts.
+
+        Raises:
+            RuntimeError: while frames are in flight (`collect` them first).
+        """
+        self._check_idle("change settings")
         confidence_changed = settings.confidence != self.settings.confidence
         self.settings = settings
         self.zones = [_zone_from_spec(spec) for spec in settings.zones]
@@ -125,14 +141,48 @@ class CameraProcessor:
         if confidence_changed:
             self.set_detector(self.detector, self.model)
 
-    def process(self, frame: Frame) -> FrameResult:
-        """Detect, track and count on one frame."""
-        image = frame.image
-        height, width = image.shape[:2]
-        tensor, info = self.detector.preprocess(image, out=self._input)
-        started = time.perf_counter()
-        raw = self.detector.infer(tensor)
-        inference_ms = (time.perf_counter() - started) * 1000
+    # -- per frame ----------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Frames submitted and not collected yet."""
+        return len(self._in_flight)
+
+    @property
+    def depth(self) -> int:
+        """Frames worth keeping in flight: one per concurrent inference, one queued so that the
+        runtime never waits for this thread to letterbox the next, and the one being tracked."""
+        return self.detector.max_in_flight + 2
+
+    def submit(self, frame: Frame) -> None:
+        """Letterbox ``frame`` and start its inference; `collect` returns results in order.
+
+        Raises:
+            ValueError: for an image that is not an ``(H, W, 3)`` uint8 frame (nothing is queued).
+        """
+        buffer = self._free_inputs.pop() if self._free_inputs else self.detector.new_input_buffer()
+        try:
+            tensor, info = self.detector.preprocess(frame.image, out=buffer)
+            job = self.detector.submit(tensor)
+        except BaseException:
+            self._free_inputs.append(buffer)
+            raise
+        self._in_flight.append((frame, info, buffer, job))
+
+    def collect(self) -> FrameResult:
+        """Wait for the oldest submitted frame, then track and count it.
+
+        Raises:
+            RuntimeError: when nothing is in flight.
+            Exception: the frame's inference error (that frame is dropped; later ones are not).
+        """
+        if not self._in_flight:
+            raise RuntimeError(f"camera {self.camera_id}: no frame in flight to collect")
+        frame, info, buffer, job = self._in_flight.popleft()
+        try:
+            raw = job.result()
+        finally:
+            self._free_inputs.append(buffer)
+        height, width = frame.image.shape[:2]
         low = min(0.1, self.settings.confidence)
         detections = self.detector.postprocess(raw, info, conf=low)
         tracked = self.tracker.update(detections)
@@ -151,8 +201,53 @@ class CameraProcessor:
             counts=confident.counts(self.detector.class_names),
             zone_counts=zone_counts,
             line_counts=line_counts,
-            inference_ms=inference_ms,
+            inference_ms=job.elapsed_ms,
         )
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Detect, track and count on one frame (nothing else may be in flight)."""
+        self._check_idle("process a frame out of turn")
+        self.submit(frame)
+        return self.collect()
+
+    def process_all(
+        self, frames: Iterable[Frame], depth: int | None = None
+    ) -> Iterator[FrameResult]:
+        """Results of ``frames`` in order, keeping up to ``depth`` frames in flight.
+
+        While the backend infers the newest frames, this thread letterboxes the next one and
+        tracks the oldest, so the CPU work around inference overlaps inference itself.
+        ``depth`` defaults to `depth`; 1 is `process` frame by frame.
+        """
+        depth = self.depth if depth is None else depth
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        try:
+            for frame in frames:
+                if len(self._in_flight) >= depth:
+                    yield self.collect()
+                self.submit(frame)
+            while self._in_flight:
+                yield self.collect()
+        finally:
+            self.drain()
+
+    def drain(self) -> None:
+        """Wait for the frames in flight and drop their results (tracking skips them)."""
+        while self._in_flight:
+            _, _, buffer, job = self._in_flight.popleft()
+            try:
+                job.result()
+            except Exception as error:  # dropped anyway; the error was the frame's own
+                log.debug("camera %s: dropped in-flight frame: %s", self.camera_id, error)
+            self._free_inputs.append(buffer)
+
+    def _check_idle(self, action: str) -> None:
+        if getattr(self, "_in_flight", None):
+            raise RuntimeError(
+                f"camera {self.camera_id}: cannot {action} with {len(self._in_flight)} frame(s) "
+                "in flight; collect() them first"
+            )
 
     def render(
         self,
@@ -235,6 +330,7 @@ class ModelStore:
 
     Looks for a model, in order: files shipped with the app (``preloaded`` by ``name:version`` or
     ``name``), then the registry (downloaded once into ``cache_dir``, sha256-verified).
+    ``backend``, ``threads`` and ``performance_hint`` go to `load_detector` for every model.
     """
 
     def __init__(
@@ -245,12 +341,14 @@ class ModelStore:
         cache_dir: Path | None = None,
         backend: str = "auto",
         threads: int | None = None,
+        performance_hint: str = "throughput",
     ):
         self.preloaded = {key: Path(path) for key, path in (preloaded or {}).items()}
         self.registry = registry
         self.cache_dir = cache_dir
         self.backend = backend
         self.threads = threads
+        self.performance_hint = performance_hint
         self._detectors: dict[str, Detector] = {}
         self._lock = threading.Lock()
 
@@ -284,7 +382,12 @@ class ModelStore:
             detector = self._detectors.get(key)
         if detector is None:
             try:
-                detector = load_detector(path, backend=self.backend, threads=self.threads)
+                detector = load_detector(
+                    path,
+                    backend=self.backend,
+                    threads=self.threads,
+                    performance_hint=self.performance_hint,
+                )
             except (OSError, ValueError, ImportError, RuntimeError) as error:
                 raise ModelStoreError(
                     f"cannot load model {resolved} from {path}: {error}"
@@ -359,38 +462,53 @@ class CameraWorker:
 
     # -- the loop ---------------------------------------------------------------------------
     def _run(self) -> None:
+        """Take the newest due frame, infer it, and publish its result.
+
+        When the next frame is already there and due as the last one goes into inference (the
+        camera is behind: analysis slower than ``process_fps``), it is submitted too, up to the
+        processor's depth, so letterboxing and tracking overlap inference. A camera that keeps
+        up never has more than one frame in flight, so nothing waits for a later frame.
+        """
         interval = 1.0 / self.camera.process_fps
+        early = interval * EARLY_FRAME_FRACTION
         next_due = 0.0
         while not self._stop.is_set():
             try:
-                self._apply_pending()
-                frame = self.reader.read_latest(timeout=0.25)
-                if frame is None:
-                    continue
-                now = time.monotonic()
-                if now < next_due:
-                    continue
-                next_due = max(next_due + interval, now) if next_due else now + interval
-                if self.processor is None:
-                    continue
-                self._handle(frame)
+                processor = self.processor
+                if processor is None or not processor.pending:
+                    self._apply_pending()  # settings and models change between frames only
+                    processor = self.processor
+                busy = processor is not None and processor.pending > 0
+                frame = self.reader.read_latest(timeout=0.0 if busy else 0.25)
+                submitted = False
+                if frame is not None and processor is not None:
+                    now = time.monotonic()
+                    if now >= next_due - early:
+                        next_due = max(next_due + interval, now) if next_due else now + interval
+                        processor.submit(frame)
+                        submitted = True
+                behind = submitted and processor.pending < processor.depth
+                if processor is not None and processor.pending and not behind:
+                    self._handle(processor.collect())
             except Exception as error:  # one bad frame or model must never stop the camera
                 message = f"{type(error).__name__}: {error}"
                 if message != self.counters.error:
                     log.exception("camera %s: %s", self.camera.id, message)
                 self.counters.error = message
                 self._stop.wait(0.5)
+        if self.processor is not None:
+            self.processor.drain()
 
-    def _handle(self, frame: Frame) -> None:
+    def _handle(self, result: FrameResult) -> None:
         started = time.perf_counter()
-        result = self.processor.process(frame)
         self.counters.processed += 1
         rendered = None
         now = time.monotonic()
         if now - self.counters.last_publish_at >= self.settings.refresh_s:
             self.counters.last_publish_at = now
             rendered = self._publish(result)
-        self.counters.process_times_ms.append((time.perf_counter() - started) * 1000)
+        handled_ms = (time.perf_counter() - started) * 1000
+        self.counters.process_times_ms.append(result.inference_ms + handled_ms)
         del self.counters.process_times_ms[:-100]
         if self.on_result is not None:
             self.on_result(result, rendered)
@@ -515,6 +633,9 @@ class DeviceServices:
                     settings.client("s3"), settings.resources.bucket, cache_dir=cache_dir
                 ),
                 cache_dir=cache_dir,
+                backend=config.inference.backend,
+                threads=config.inference.threads,
+                performance_hint=config.inference.performance_hint,
             ),
             control=ControlClient(
                 settings,

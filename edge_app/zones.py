@@ -15,8 +15,10 @@ from edge_app.detections import (
     ClassNames,
     Detections,
     Position,
+    anchor_points,
     class_ids_of,
     class_name_of,
+    tally,
 )
 
 Point = tuple[float, float]
@@ -52,7 +54,29 @@ def _class_filter(
 ) -> np.ndarray | None:
     if classes is None:
         return None
-    return np.isin(detections.class_id, class_ids_of(classes, detections.class_names))
+    wanted = class_ids_of(classes, detections.class_names)
+    # np.isin, without its set machinery (a handful of ids against a handful of classes)
+    return (detections.class_id[:, None] == wanted[None, :]).any(axis=1)
+
+
+def _geometry_key(
+    points: np.ndarray, normalized: bool, frame_wh: tuple[int, int] | None
+) -> tuple | None:
+    """What the pixel geometry of ``points`` depends on, or None when it cannot be cached.
+
+    The points themselves are part of the key, so that a zone or line whose points are
+    changed (replaced or edited in place) is never measured with stale pixels.
+    """
+    if type(points) is not np.ndarray:
+        return None
+    if normalized:
+        if type(frame_wh) is not tuple or not all(
+            isinstance(v, (int, float, np.integer, np.floating)) for v in frame_wh
+        ):
+            return None
+    else:
+        frame_wh = None  # pixels do not depend on the frame size
+    return (points.tobytes(), points.shape, points.dtype.str, normalized, frame_wh)
 
 
 def _counts_by_name(
@@ -79,13 +103,27 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """
     if len(points) == 0:
         return np.zeros(0, dtype=bool)
-    x, y = points[:, 0:1], points[:, 1:2]  # (N, 1) against the (V,) edges
+    return _inside(points, _polygon_edges(polygon))
+
+
+def _polygon_edges(polygon: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(x1, y1, y2, x2 - x1, y2 - y1)`` of each edge ``(x1, y1) -> (x2, y2)`` of ``polygon``."""
     x1, y1 = polygon[:, 0], polygon[:, 1]
     x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    return x1, y1, y2, x2 - x1, y2 - y1
+
+
+def _inside(points: np.ndarray, edges: tuple[np.ndarray, ...]) -> np.ndarray:
+    """`points_in_polygon` with the edges of the polygon computed already."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
+    x1, y1, y2, dx, dy = edges
+    x, y = points[:, 0:1], points[:, 1:2]  # (N, 1) against the (V,) edges
     straddles = (y1 > y) != (y2 > y)
     with np.errstate(divide="ignore", invalid="ignore"):
-        crossing_x = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-    return ((straddles & (x < crossing_x)).sum(axis=1) % 2).astype(bool)
+        crossing_x = x1 + (y - y1) * dx / dy
+    # inside when an odd number of edges cross the ray from the point to the right
+    return np.logical_xor.reduce(straddles & (x < crossing_x), axis=1)
 
 
 class PolygonZone:
@@ -127,6 +165,8 @@ class PolygonZone:
         self.current_count = 0
         self.class_counts: dict[int, int] = {}
         self._class_names: ClassNames | None = None
+        self._edges_key: tuple | None = None  # what `_edges` were computed for
+        self._edges: tuple[np.ndarray, ...] = ()
 
     def polygon_pixels(self, frame_wh: tuple[int, int] | None) -> np.ndarray:
         """The polygon in pixels of a ``(width, height)`` frame."""
@@ -141,15 +181,25 @@ class PolygonZone:
             detections: This frame's detections.
             frame_wh: ``(width, height)`` of the frame; needed for normalised polygons.
         """
-        inside = points_in_polygon(detections.anchors(self.anchor), self.polygon_pixels(frame_wh))
+        inside = _inside(detections.anchors(self.anchor), self._pixel_edges(frame_wh))
         wanted = _class_filter(detections, self.classes)
         if wanted is not None:
             inside &= wanted
-        ids, numbers = np.unique(detections.class_id[inside], return_counts=True)
-        self.class_counts = dict(zip(ids.tolist(), numbers.tolist(), strict=True))
-        self.current_count = int(inside.sum())
+        inside_class_id = detections.class_id[inside]
+        self.class_counts = tally(inside_class_id)
+        self.current_count = len(inside_class_id)
         self._class_names = detections.class_names
         return inside
+
+    def _pixel_edges(self, frame_wh: tuple[int, int] | None) -> tuple[np.ndarray, ...]:
+        """The edges of `polygon_pixels`, kept while the polygon and frame size stay the same."""
+        key = _geometry_key(self.polygon, self.normalized, frame_wh)
+        if key is None or key != self._edges_key:
+            edges = _polygon_edges(self.polygon_pixels(frame_wh))
+            if key is None:
+                return edges
+            self._edges_key, self._edges = key, edges
+        return self._edges
 
     def counts(self, class_names: ClassNames | None = None) -> dict[str, int]:
         """Per class name, detections inside at the last `trigger` (zone classes listed at 0)."""
@@ -226,12 +276,11 @@ class LineCounter:
         self.in_class_counts: dict[int, int] = {}
         self.out_class_counts: dict[int, int] = {}
         self._frame = 0
-        # Per known track, sorted by id: last side (+1 right, -1 left), counted flags, last seen.
-        self._ids = np.empty(0, np.int64)
-        self._side = np.empty(0, np.int8)
-        self._counted_in = np.empty(0, bool)
-        self._counted_out = np.empty(0, bool)
-        self._last_seen = np.empty(0, np.int64)
+        # Per known track id: [last side (+1 right, -1 left, 0 none yet), counted in,
+        # counted out, last seen trigger], least recently seen first (see `_forget_stale`).
+        self._tracks: dict[int, list] = {}
+        self._geometry_key: tuple | None = None  # what `_geometry` was computed for
+        self._geometry: tuple[np.ndarray, np.ndarray, float, float] | None = None
 
     def points_pixels(self, frame_wh: tuple[int, int] | None) -> np.ndarray:
         """``[start, end]`` in pixels of a ``(width, height)`` frame."""
@@ -239,12 +288,31 @@ class LineCounter:
 
     def sides(self, detections: Detections, frame_wh: tuple[int, int] | None = None) -> np.ndarray:
         """Side of each anchor: +1 right of ``start -> end``, -1 left, 0 on the line or off its ends."""
-        start, end = self.points_pixels(frame_wh)
-        direction = end - start
-        offsets = detections.anchors(self.anchor).astype(np.float64) - start
+        return self._sides(detections.xyxy, self._pixel_geometry(frame_wh))
+
+    def _pixel_geometry(
+        self, frame_wh: tuple[int, int] | None
+    ) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """``(start, end - start, length, length**2)`` in pixels, kept while nothing changes."""
+        key = _geometry_key(self.points, self.normalized, frame_wh)
+        if key is None or key != self._geometry_key:
+            start, end = self.points_pixels(frame_wh)
+            direction = end - start
+            length = float(np.hypot(*direction))
+            geometry = (start, direction, length, length**2)
+            if key is None:
+                return geometry
+            self._geometry_key, self._geometry = key, geometry
+        return self._geometry
+
+    def _sides(
+        self, xyxy: np.ndarray, geometry: tuple[np.ndarray, np.ndarray, float, float]
+    ) -> np.ndarray:
+        """`sides` of the anchors of boxes ``xyxy``."""
+        start, direction, length, length_squared = geometry
+        offsets = anchor_points(xyxy, self.anchor) - start  # float64, like start
         cross = direction[0] * offsets[:, 1] - direction[1] * offsets[:, 0]
-        length = float(np.hypot(*direction))
-        along = (offsets @ direction) / length**2
+        along = (offsets @ direction) / length_squared
         side = np.sign(cross).astype(np.int8)
         side[(np.abs(cross) / length <= self.min_distance) | (along < 0) | (along > 1)] = 0
         return side
@@ -271,52 +339,51 @@ class LineCounter:
         wanted = _class_filter(detections, self.classes)
         if wanted is not None:
             eligible &= wanted
-        rows = np.flatnonzero(eligible)
-        # One box per track: a tracker gives each id to at most one detection per frame.
-        ids, first = np.unique(detections.tracker_id[rows], return_index=True)
-        rows = rows[first]
-        side = self.sides(detections[rows], frame_wh)
-        slots = self._slots_for(ids)
-        self._last_seen[slots] = self._frame
-        decided = side != 0
-        previous = self._side[slots]
-        moved = decided & (previous != 0) & (side != previous)
-        went_in = moved & (side > 0) & ~self._counted_in[slots]
-        went_out = moved & (side < 0) & ~self._counted_out[slots]
-        self._counted_in[slots[went_in]] = True
-        self._counted_out[slots[went_out]] = True
-        self._side[slots[decided]] = side[decided]
-        crossed_in[rows[went_in]] = True
-        crossed_out[rows[went_out]] = True
-        self.in_count += int(went_in.sum())
-        self.out_count += int(went_out.sum())
-        _add_counts(self.in_class_counts, detections.class_id[rows[went_in]])
-        _add_counts(self.out_class_counts, detections.class_id[rows[went_out]])
+        rows = eligible.nonzero()[0]
+        # One box per track, the first (a tracker gives each id to at most one detection per
+        # frame), in increasing order of id.
+        row_of: dict[int, int] = {}
+        for row, track_id in zip(rows.tolist(), detections.tracker_id[rows].tolist(), strict=True):
+            row_of.setdefault(track_id, row)
+        ids = sorted(row_of)
+        rows = np.array([row_of[track_id] for track_id in ids], dtype=np.intp)
+        geometry = self._pixel_geometry(frame_wh)
+        sides = self._sides(detections.xyxy[rows], geometry).tolist() if len(rows) else []
+        went_in: list[int] = []
+        went_out: list[int] = []
+        tracks, frame = self._tracks, self._frame
+        for track_id, row, side in zip(ids, rows.tolist(), sides, strict=True):
+            track = tracks.pop(track_id, None) or [0, False, False, frame]
+            track[3] = frame
+            tracks[track_id] = track  # now the most recently seen
+            if side:
+                if track[0] and side != track[0]:
+                    if side > 0 and not track[1]:
+                        track[1] = True
+                        went_in.append(row)
+                    elif side < 0 and not track[2]:
+                        track[2] = True
+                        went_out.append(row)
+                track[0] = side
+        if went_in:
+            crossed_in[went_in] = True
+            self.in_count += len(went_in)
+            _add_counts(self.in_class_counts, detections.class_id[went_in])
+        if went_out:
+            crossed_out[went_out] = True
+            self.out_count += len(went_out)
+            _add_counts(self.out_class_counts, detections.class_id[went_out])
         self._forget_stale()
         return crossed_in, crossed_out
 
-    def _slots_for(self, ids: np.ndarray) -> np.ndarray:
-        """Positions of ``ids`` (sorted, unique) in the per-track arrays, adding new ones."""
-        new = ids[~np.isin(ids, self._ids)]
-        if len(new):
-            merged = np.concatenate((self._ids, new))
-            order = np.argsort(merged, kind="stable")
-            count = len(new)
-            self._ids = merged[order]
-            self._side = np.concatenate((self._side, np.zeros(count, np.int8)))[order]
-            self._counted_in = np.concatenate((self._counted_in, np.zeros(count, bool)))[order]
-            self._counted_out = np.concatenate((self._counted_out, np.zeros(count, bool)))[order]
-            self._last_seen = np.concatenate((self._last_seen, np.zeros(count, np.int64)))[order]
-        return np.searchsorted(self._ids, ids)
-
     def _forget_stale(self) -> None:
-        fresh = self._frame - self._last_seen <= self.forget_after
-        if not fresh.all():
-            self._ids = self._ids[fresh]
-            self._side = self._side[fresh]
-            self._counted_in = self._counted_in[fresh]
-            self._counted_out = self._counted_out[fresh]
-            self._last_seen = self._last_seen[fresh]
+        """Forget the tracks not seen for more than `forget_after` triggers (the oldest first)."""
+        tracks = self._tracks
+        while tracks:
+            oldest = next(iter(tracks))
+            if self._frame - tracks[oldest][3] <= self.forget_after:
+                break
+            del tracks[oldest]
 
     def counts(self, class_names: ClassNames | None = None) -> dict[str, dict[str, int]]:
         """``{"in": {class: n}, "out": {class: n}}`` since creation (line classes listed at 0)."""

@@ -3,11 +3,16 @@
 Examples:
     >>> from edge_app.detectors import load_detector
     >>> # detector = load_detector("best.onnx")            # ONNX Runtime
-    >>> # detector = load_detector("best_openvino_model")  # OpenVINO, LATENCY hint
+    >>> # detector = load_detector("best_openvino_model")  # OpenVINO
     >>> # detections = detector.detect(frame_bgr, conf=0.25, iou=0.45)
 """
 
-from edge_app.detectors.base import InferenceBackend, default_thread_count
+from edge_app.detectors.base import (
+    PERFORMANCE_HINTS,
+    InferenceBackend,
+    InferenceJob,
+    default_thread_count,
+)
 from edge_app.detectors.core import (
     BACKENDS,
     Detector,
@@ -30,8 +35,10 @@ from edge_app.detectors.processing import (
 
 __all__ = [
     "BACKENDS",
+    "PERFORMANCE_HINTS",
     "Detector",
     "InferenceBackend",
+    "InferenceJob",
     "LetterboxInfo",
     "ModelMetadata",
     "backend_for_path",

@@ -1,14 +1,26 @@
-"""The one interface every inference backend implements (Frigate's ``detect_raw`` idea)."""
+"""The one interface every inference backend implements (Frigate's ``detect_raw`` idea).
+
+A backend runs a model on preprocessed tensors, synchronously (`InferenceBackend.infer`) or
+asynchronously (`InferenceBackend.submit`, which returns an `InferenceJob`). Several jobs run at
+once (``max_in_flight``): frames of different cameras sharing the model, or consecutive frames
+of one camera, so the CPU work around inference overlaps inference itself.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 
 from edge_app.detectors.metadata import ModelMetadata
+
+PERFORMANCE_HINTS = ("throughput", "latency")
+"""``throughput``: several single-threaded inferences at once (cameras and frames in parallel);
+``latency``: one inference at a time, spread over all threads (lowest time per frame)."""
 
 
 def default_thread_count() -> int:
@@ -24,6 +36,67 @@ def default_thread_count() -> int:
     return max(1, min(4, available))
 
 
+def check_performance_hint(hint: str) -> str:
+    """``hint`` lower-cased, or `ValueError` naming the allowed values."""
+    value = str(hint).lower()
+    if value not in PERFORMANCE_HINTS:
+        raise ValueError(f"performance_hint must be one of {list(PERFORMANCE_HINTS)}, got {hint!r}")
+    return value
+
+
+class InferenceJob:
+    """One submitted inference: `result` waits for the raw output (or raises the error).
+
+    Attributes:
+        submitted_at: `time.perf_counter` when it was submitted.
+        finished_at: `time.perf_counter` when the output was ready (None until then).
+    """
+
+    __slots__ = ("_done", "_error", "_output", "finished_at", "submitted_at")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._output: np.ndarray | None = None
+        self._error: BaseException | None = None
+        self.submitted_at = time.perf_counter()
+        self.finished_at: float | None = None
+
+    def set_result(self, output: np.ndarray) -> None:
+        """Called by the backend when the output is ready (owned by the job)."""
+        self._output = output
+        self.finished_at = time.perf_counter()
+        self._done.set()
+
+    def set_error(self, error: BaseException) -> None:
+        """Called by the backend when the inference failed."""
+        self._error = error
+        self.finished_at = time.perf_counter()
+        self._done.set()
+
+    def done(self) -> bool:
+        """True once the output (or an error) is there."""
+        return self._done.is_set()
+
+    def result(self, timeout: float | None = None) -> np.ndarray:
+        """The raw output, waiting up to ``timeout`` seconds (None: as long as it takes).
+
+        Raises:
+            TimeoutError: when it is not done in time.
+            Exception: whatever the inference raised.
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"inference not done after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._output  # type: ignore[return-value]
+
+    @property
+    def elapsed_ms(self) -> float:
+        """Milliseconds from submission to the output (queueing for a free slot included)."""
+        end = self.finished_at if self.finished_at is not None else time.perf_counter()
+        return (end - self.submitted_at) * 1000
+
+
 class InferenceBackend(ABC):
     """Runs a model on a preprocessed input tensor and returns its raw output.
 
@@ -31,17 +104,30 @@ class InferenceBackend(ABC):
         name: Backend name as `load_detector` accepts it (``"onnxruntime"``, ``"openvino"``).
         model_path: The model file or directory it was loaded from.
         metadata: What the model says about itself (class names, input size, ...).
+        max_in_flight: How many inferences run at once; more jobs wait in the backend's queue.
     """
 
     name: str = ""
+    max_in_flight: int = 1
 
     def __init__(self, model_path: Path, metadata: ModelMetadata) -> None:
         self.model_path = model_path
         self.metadata = metadata
 
     @abstractmethod
+    def submit(self, tensor: np.ndarray) -> InferenceJob:
+        """Start inference on a ``(1, 3, H, W)`` float32 input and return at once.
+
+        The caller keeps ``tensor`` unchanged until the job is done (it is not copied). Never
+        waits: jobs beyond ``max_in_flight`` wait in the backend's queue.
+        """
+
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """Raw output of the model for a ``(1, 3, H, W)`` float32 input (owned by the caller)."""
+        return self.submit(tensor).result()
+
+    def close(self) -> None:  # noqa: B027 - optional: backends holding threads release them
+        """Release threads the backend holds; it must not be used afterwards."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.model_path)!r})"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.detections import Detections, class_ids_of
-from edge_app.detectors.base import InferenceBackend
+from edge_app.detectors.base import InferenceBackend, InferenceJob
 from edge_app.detectors.processing import (
     LetterboxInfo,
     decode_end2end_output,
@@ -28,10 +28,12 @@ BACKENDS: dict[str, str] = {
 class Detector:
     """An object detector: letterbox, run the backend, decode, NMS, boxes in frame pixels.
 
-    The three stages are separate methods so that a pipeline can overlap them (preprocess the
-    next frame while this one is inferred). `detect` runs them in turn with one reusable input
-    buffer, so it must not be called from several threads at once; give each thread its own
-    buffer (`new_input_buffer`) and call the stages instead.
+    The three stages are separate methods so that a pipeline can overlap them: `submit` starts
+    inference and returns at once, so the next frame is preprocessed (or the previous one
+    tracked) while this one is inferred; up to ``max_in_flight`` inferences run at once.
+    `detect` runs the stages in turn with one reusable input buffer, so it must not be called
+    from several threads at once; give each thread its own buffer (`new_input_buffer`) and call
+    the stages instead.
 
     Args:
         backend: The loaded model.
@@ -80,9 +82,21 @@ class Detector:
         """
         return frame_to_tensor(frame, self.imgsz, out=out)
 
+    @property
+    def max_in_flight(self) -> int:
+        """How many inferences the backend runs at once."""
+        return self.backend.max_in_flight
+
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """The backend's raw output for a preprocessed tensor."""
         return self.backend.infer(tensor)
+
+    def submit(self, tensor: np.ndarray) -> InferenceJob:
+        """Start inference on a preprocessed tensor; ``job.result()`` is what `infer` returns.
+
+        ``tensor`` is not copied: leave it unchanged until the job is done.
+        """
+        return self.backend.submit(tensor)
 
     def postprocess(
         self,
@@ -211,6 +225,7 @@ def load_detector(
     threads: int | None = None,
     class_names: Mapping[int, str] | None = None,
     max_det: int = 300,
+    performance_hint: str = "throughput",
     **backend_options: Any,
 ) -> Detector:
     """Load a detector from a model file, reading classes and input size from its metadata.
@@ -220,6 +235,8 @@ def load_detector(
         backend: ``"auto"`` (by path), ``"onnxruntime"`` or ``"openvino"`` (which also reads
             ``.onnx`` files).
         threads: Inference threads (default: the CPUs available, at most 4).
+        performance_hint: ``"throughput"`` (several inferences at once, one thread each: the
+            most frames a second) or ``"latency"`` (one at a time on all threads).
         class_names: Names by class id for models without ultralytics metadata.
         max_det: Most detections per frame.
         **backend_options: Passed to the backend (``device="GPU"`` for OpenVINO, ...).
@@ -234,6 +251,11 @@ def load_detector(
         >>> # detector.class_names -> {0: "person", 1: "helmet"}
     """
     loaded = load_backend(
-        path, backend, threads=threads, class_names=class_names, **backend_options
+        path,
+        backend,
+        threads=threads,
+        class_names=class_names,
+        performance_hint=performance_hint,
+        **backend_options,
     )
     return Detector(loaded, max_det=max_det)

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.detectors.base import InferenceBackend, check_batch_dimension, default_thread_count
+from edge_app.detectors.base import (
+    InferenceBackend,
+    InferenceJob,
+    check_batch_dimension,
+    check_performance_hint,
+    default_thread_count,
+)
 from edge_app.detectors.metadata import ModelMetadata, read_metadata_yaml, read_onnx_metadata
 
 OPENVINO_PIN = "openvino==2026.4.1"
@@ -39,7 +45,12 @@ def resolve_openvino_model(path: str | Path) -> Path:
 
 
 class OpenVinoBackend(InferenceBackend):
-    """Runs a model with OpenVINO, compiled with the LATENCY performance hint.
+    """Runs a model with OpenVINO through a queue of asynchronous infer requests.
+
+    With the ``throughput`` hint (the default) OpenVINO splits the CPU into streams of one or
+    a few threads and ``max_in_flight`` requests run at once, one per stream: the most frames a
+    second for several cameras, or for one camera whose next frame is prepared while this one is
+    inferred. ``latency`` runs one request at a time on all threads: the least time per frame.
 
     Metadata comes from ``metadata.yaml`` next to the ``.xml`` (written by ultralytics), the
     ONNX ``metadata_props`` for an ``.onnx``, or else the ``model_info`` labels in the IR.
@@ -47,13 +58,15 @@ class OpenVinoBackend(InferenceBackend):
     Args:
         model_path: A ``*_openvino_model`` directory, an ``.xml`` file or an ``.onnx`` file.
         device: OpenVINO device name (``"CPU"``, ``"GPU"``, ``"AUTO"``, ...).
-        threads: Inference threads; defaults to `default_thread_count`.
+        threads: Inference threads in all; defaults to `default_thread_count`.
+        performance_hint: ``"throughput"`` or ``"latency"`` (see above).
         precision: ``INFERENCE_PRECISION_HINT`` such as ``"f32"``; OpenVINO's default (bf16 on
             CPUs with AMX or AVX512-BF16, as ultralytics runs it too) when omitted.
         class_names: Overrides the names in the model's metadata.
 
     Raises:
         ImportError: when the ``openvino`` package is not installed.
+        ValueError: for an unknown performance hint.
 
     Examples:
         >>> # backend = OpenVinoBackend("best_openvino_model")
@@ -67,6 +80,7 @@ class OpenVinoBackend(InferenceBackend):
         model_path: str | Path,
         device: str = "CPU",
         threads: int | None = None,
+        performance_hint: str = "throughput",
         precision: str | None = None,
         class_names: Mapping[int, str] | None = None,
     ) -> None:
@@ -77,6 +91,7 @@ class OpenVinoBackend(InferenceBackend):
                 f"the openvino backend needs the openvino package (pip install {OPENVINO_PIN}); "
                 "or load the .onnx model with backend='onnxruntime'"
             ) from error
+        hint = check_performance_hint(performance_hint)
         model_file = resolve_openvino_model(model_path)
         core = ov.Core()
         model = core.read_model(str(model_file))
@@ -91,14 +106,19 @@ class OpenVinoBackend(InferenceBackend):
             Path(model_path), ModelMetadata.from_mapping(values, source=str(model_file))
         )
         config = {
-            "PERFORMANCE_HINT": "LATENCY",
+            "PERFORMANCE_HINT": hint.upper(),
             "INFERENCE_NUM_THREADS": threads or default_thread_count(),
         }
         if precision is not None:
             config["INFERENCE_PRECISION_HINT"] = precision
         self.device = device
+        self.performance_hint = hint
         self.compiled_model = core.compile_model(model, device, config)
-        self._request = self.compiled_model.create_infer_request()
+        self.max_in_flight = 1
+        if hint == "throughput":
+            optimal = self.compiled_model.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+            self.max_in_flight = max(1, int(optimal))
+        self._idle: list = []
         self._lock = threading.Lock()
 
     @staticmethod
@@ -114,10 +134,66 @@ class OpenVinoBackend(InferenceBackend):
             return {"names": dict(enumerate(labels))}
         return {}
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
-        """Run the compiled model on ``tensor`` (shared, not copied) and return a copy of the output.
+    def submit(self, tensor: np.ndarray) -> InferenceJob:
+        """Start ``tensor`` (shared, not copied) on an idle infer request, or a new one.
 
-        One infer request serves the backend; a lock keeps concurrent callers in turn.
+        Never waits: OpenVINO queues requests beyond its streams itself. Requests are reused, so
+        there are as many as jobs were ever in flight at once (cameras times pipeline depth).
+        Whoever calls ``result()`` waits for the request without holding the GIL and copies the
+        output; no Python callback runs on OpenVINO's threads, so a busy Python thread never
+        holds up the next inference.
         """
         with self._lock:
-            return self._request.infer({0: tensor}, share_inputs=True, share_outputs=False)[0]
+            request = self._idle.pop() if self._idle else None
+        if request is None:
+            request = self.compiled_model.create_infer_request()
+        try:
+            request.start_async({0: tensor}, share_inputs=True)
+        except BaseException:
+            self._release(request)
+            raise
+        return _RequestJob(self, request)
+
+    def _release(self, request) -> None:
+        with self._lock:
+            self._idle.append(request)
+
+
+class _RequestJob(InferenceJob):
+    """A job on one OpenVINO infer request, which goes back to the backend once collected."""
+
+    __slots__ = ("_backend", "_request")
+
+    def __init__(self, backend: OpenVinoBackend, request) -> None:
+        super().__init__()
+        self._backend = backend
+        self._request = request
+
+    def done(self) -> bool:
+        request = self._request
+        return request is None or bool(request.wait_for(0))
+
+    def result(self, timeout: float | None = None) -> np.ndarray:
+        request = self._request
+        if request is not None:
+            if timeout is None:
+                finished = self._wait(request.wait)
+            else:
+                finished = self._wait(lambda: request.wait_for(max(0, int(timeout * 1000))))
+            if not finished:
+                raise TimeoutError(f"inference not done after {timeout} s")
+            if self._error is None:
+                try:
+                    self.set_result(request.get_output_tensor(0).data.copy())
+                except Exception as error:  # noqa: BLE001 - raised below, like any inference error
+                    self.set_error(error)
+            self._request = None
+            self._backend._release(request)
+        return super().result(timeout=0)
+
+    def _wait(self, wait) -> bool:
+        try:
+            return wait() is not False
+        except Exception as error:  # noqa: BLE001 - the inference failed; raised by result()
+            self.set_error(error)
+            return True

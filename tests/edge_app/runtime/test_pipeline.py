@@ -13,7 +13,7 @@ import pytest
 
 from edge_app.config import DeviceConfig
 from edge_app.detectors import load_detector
-from edge_app.pipeline import CameraProcessor, EdgeApp, ModelStore, ModelStoreError
+from edge_app.pipeline import CameraProcessor, CameraWorker, EdgeApp, ModelStore, ModelStoreError
 from edge_app.sources import Frame
 from kit.contracts import (
     ControlConfig,
@@ -266,3 +266,148 @@ def test_a_broken_camera_is_reported_and_never_stops_the_other(
     )
     payloads = [m for m in read_messages(backend) if isinstance(m, DetectionPayload)]
     assert payloads and {p.camera_id for p in payloads} == {"good"}
+
+
+SCENE_SETTINGS = {
+    "confidence": 0.3,
+    "zones": [{"name": "left-half", "polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}],
+    "lines": [{"name": "middle", "start": [0.5, 0], "end": [0.5, 1]}],
+}
+
+
+def result_summary(result) -> tuple:
+    return (
+        result.frame.index,
+        result.detections.tracker_id.tolist(),
+        result.detections.xyxy.round(3).tolist(),
+        result.counts,
+        result.zone_counts,
+        result.line_counts,
+    )
+
+
+def scene_frames(trained_model, repeats: int = 3) -> list[Frame]:
+    images = [image for image in trained_model.frames[:12] for _ in range(repeats)]
+    return [frame_of(image, index) for index, image in enumerate(images)]
+
+
+@pytest.mark.parametrize("backend_name", ["onnxruntime", "openvino"])
+def test_pipelined_processing_gives_what_frame_by_frame_gives(trained_model, backend_name, request):
+    path = (
+        request.getfixturevalue("openvino_model")
+        if backend_name == "openvino"
+        else trained_model.onnx
+    )
+    detector = load_detector(path, backend=backend_name, performance_hint="throughput")
+    settings = parse(ControlConfig, {"defaults": SCENE_SETTINGS}).defaults
+    ref = ModelRef(name="shapes", version=1)
+    frames = scene_frames(trained_model)
+    one_by_one = CameraProcessor("cam-1", detector, ref, settings)
+    expected = [result_summary(one_by_one.process(frame)) for frame in frames]
+    pipelined = CameraProcessor("cam-1", detector, ref, settings)
+    assert pipelined.depth == detector.max_in_flight + 2 >= 4
+    got = [result_summary(result) for result in pipelined.process_all(frames)]
+    assert got == expected
+    assert any(ids for _, ids, *_ in got), "the scenes have tracked objects"
+    assert pipelined.pending == 0
+
+
+def test_processor_refuses_changes_and_bad_frames_without_losing_frames_in_flight(trained_model):
+    detector = load_detector(trained_model.onnx)
+    processor = CameraProcessor("cam-1", detector, ModelRef(name="shapes", version=1))
+    frames = scene_frames(trained_model, repeats=1)
+    processor.submit(frames[0])
+    with pytest.raises(ValueError, match="uint8"):
+        processor.submit(frame_of(frames[1].image.astype(np.float32), 1))
+    processor.submit(frames[2])
+    with pytest.raises(RuntimeError, match=r"cannot switch model with 2 frame\(s\) in flight"):
+        processor.set_detector(detector, ModelRef(name="shapes", version=2))
+    with pytest.raises(RuntimeError, match="cannot change settings"):
+        processor.configure(processor.settings.model_copy(update={"confidence": 0.5}))
+    with pytest.raises(RuntimeError, match="cannot process a frame out of turn"):
+        processor.process(frames[3])
+    assert [processor.collect().frame.index for _ in range(2)] == [0, 2]
+    with pytest.raises(RuntimeError, match="no frame in flight"):
+        processor.collect()
+    processor.set_detector(detector, ModelRef(name="shapes", version=2))
+    assert processor.process(frames[3]).frame.index == 3
+
+
+def test_a_camera_that_falls_behind_overlaps_its_frames(tmp_path):
+    """With analysis slower than the source (a 640 px model, 120 fps asked), the worker keeps
+    the next frame in flight while it handles one, in order, and tracks as frame by frame would."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge_app.config import CameraConfig
+    from edge_app.sources import CameraReader
+    from kit.demo_models import DEMO_DIR
+    from kit.synthetic import write_scenario_video
+
+    video = tmp_path / "shelf.mp4"
+    write_scenario_video("bottles_removed", video, seconds=4, fps=15, size=(320, 240), seed=1)
+    camera = CameraConfig.model_validate(
+        {
+            "id": "shelf-1",
+            "source": {"uri": str(video), "fastest": True, "loop": True},
+            "model": {"name": "shelf", "version": 1},
+            "process_fps": 120,
+        }
+    )
+    store = ModelStore(preloaded={"shelf": DEMO_DIR / "shelf" / "model.onnx"})
+    handled: list[tuple] = []
+    in_flight_seen: list[int] = []
+
+    def on_result(result, rendered) -> None:
+        handled.append(result)
+        in_flight_seen.append(worker.processor.pending)
+
+    with ThreadPoolExecutor(1) as loader, CameraReader("shelf-1", camera.source) as reader:
+        worker = CameraWorker(camera, reader, store, None, "dev-1", loader, on_result=on_result)
+        worker.start()
+        deadline = time.monotonic() + 60
+        while len(handled) < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker.stop()
+    assert len(handled) >= 30 and worker.counters.error is None
+    indices = [result.frame.index for result in handled]
+    assert indices == sorted(set(indices)), "results come in capture order"
+    assert max(in_flight_seen) >= 1, "the next frame was in flight while one was handled"
+    replay = CameraProcessor(
+        "shelf-1", store.load(camera.model)[1], camera.model, worker.settings, frame_rate=120
+    )
+    assert [result_summary(replay.process(r.frame)) for r in handled] == [
+        result_summary(r) for r in handled
+    ]
+
+
+@pytest.mark.parametrize(("source_fps", "process_fps"), [(10, 10), (20, 5)])
+def test_a_camera_is_analysed_at_its_process_fps(
+    trained_model, scene_video, source_fps, process_fps
+):
+    """A source at exactly ``process_fps`` has every frame analysed; a faster one is thinned
+    to ``process_fps``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge_app.config import CameraConfig
+    from edge_app.sources import CameraReader
+
+    camera = CameraConfig.model_validate(
+        {
+            "id": "cam-1",
+            "source": {"uri": str(scene_video), "loop": True, "fps": source_fps},
+            "model": {"name": "shapes", "version": 1},
+            "process_fps": process_fps,
+        }
+    )
+    store = ModelStore(preloaded={"shapes": trained_model.onnx})
+    store.load(camera.model)  # loaded before the clock starts
+    with ThreadPoolExecutor(1) as loader, CameraReader("cam-1", camera.source) as reader:
+        worker = CameraWorker(camera, reader, store, None, "dev-1", loader).start()
+        time.sleep(1.0)
+        frames, processed = reader.frame_count, worker.counters.processed
+        time.sleep(3.0)
+        frames, processed = reader.frame_count - frames, worker.counters.processed - processed
+        worker.stop()
+    expected = 3.0 * min(source_fps, process_fps)
+    assert frames >= 0.8 * 3.0 * source_fps
+    assert 0.8 * expected <= processed <= 1.15 * expected + 1, (frames, processed)

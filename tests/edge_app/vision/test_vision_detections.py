@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edge_app.detections import Detections, box_iou
+from edge_app.detections import Detections, anchor_points, box_iou, tally
 
 NAMES = {0: "fish", 1: "bottle", 2: "person"}
 
@@ -122,3 +122,72 @@ def test_box_iou_matches_torchvision():
     b = np.concatenate([xy := rng.uniform(0, 100, (20, 2)), xy + rng.uniform(1, 40, (20, 2))], 1)
     expected = torchvision.ops.box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
     np.testing.assert_allclose(box_iou(a, b), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        1,
+        np.int64(-1),
+        slice(1, None),
+        slice(None, None, -2),
+        np.array([True, False, True, True]),
+        np.array([3, 0, 0]),
+        np.array([], dtype=np.int64),
+        np.array([2], dtype=np.uint8),
+        [0, 2],
+        [True, False, False, True],
+    ],
+)
+def test_fast_selection_equals_the_checked_constructor(detections, index):
+    """Selections skip the constructor's checks where they hold anyway: same result as with them."""
+    detections.data["order"] = np.arange(4)
+    fast = detections[index]
+    plain = index if not isinstance(index, (int, np.integer)) else [int(index)]
+    checked = Detections(
+        xyxy=detections.xyxy[plain],
+        confidence=detections.confidence[plain],
+        class_id=detections.class_id[plain],
+        tracker_id=detections.tracker_id[plain],
+        class_names=detections.class_names,
+        data={key: value[plain] for key, value in detections.data.items()},
+    )
+    for name in ("xyxy", "confidence", "class_id", "tracker_id"):
+        got, want = getattr(fast, name), getattr(checked, name)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)
+    assert fast.class_names is detections.class_names
+    assert fast.data.keys() == checked.data.keys()
+    assert np.array_equal(fast.data["order"], checked.data["order"])
+    assert fast.data is not detections.data
+
+
+def test_anchor_points_and_tally():
+    xyxy = np.array([[1, 2, 4, 9], [0.5, 0.25, 0.75, 0.5]], np.float32)
+    x1, y1, x2, y2 = xyxy.T
+    expected = {
+        "center": ((x1 + x2) / 2, (y1 + y2) / 2),
+        "bottom_center": ((x1 + x2) / 2, y2),
+        "top_center": ((x1 + x2) / 2, y1),
+        "center_left": (x1, (y1 + y2) / 2),
+        "center_right": (x2, (y1 + y2) / 2),
+    }
+    for position, (x, y) in expected.items():
+        points = anchor_points(xyxy, position)
+        assert points.dtype == np.float32
+        assert np.array_equal(points, np.stack((x, y), axis=1))
+    assert anchor_points(np.empty((0, 4), np.float32), "center").shape == (0, 2)
+    with pytest.raises(ValueError):
+        anchor_points(xyxy, "middle")
+    values = np.array([5, 2, 5, 0, 2, 5])
+    ids, numbers = np.unique(values, return_counts=True)
+    assert list(tally(values).items()) == list(zip(ids.tolist(), numbers.tolist(), strict=True))
+    assert tally(np.empty(0, np.int64)) == {}
+
+
+def test_box_iou_handles_degenerate_boxes():
+    boxes = np.array([[0, 0, 10, 10], [5, 5, 5, 5], [20, 0, 10, 10], [np.nan, 0, 1, 1]])
+    iou = box_iou(boxes, boxes)
+    assert iou.dtype == np.float32 and iou.shape == (4, 4)
+    assert iou[0, 0] == 1 and np.all(iou[1:, 1:] == 0) and np.all(iou[0, 1:] == 0)
+    assert box_iou(np.empty((0, 4)), boxes).shape == (0, 4)

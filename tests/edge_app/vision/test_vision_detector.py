@@ -249,3 +249,45 @@ def test_a_file_that_is_not_onnx_is_reported(tmp_path):
     path.write_bytes(b"\x0f\xff\xff")
     with pytest.raises(ValueError, match="is not an ONNX model"):
         read_onnx_metadata(path)
+
+
+@pytest.fixture(scope="module", params=["onnxruntime", "openvino"])
+def model_for_backend(request, trained_model):
+    """The test model and the backend name to load it with."""
+    if request.param == "openvino":
+        return request.getfixturevalue("openvino_model"), "openvino"
+    return trained_model.onnx, "onnxruntime"
+
+
+def test_async_jobs_give_what_sync_inference_gives(trained_model, model_for_backend):
+    path, backend = model_for_backend
+    latency = load_detector(path, backend=backend, performance_hint="latency", threads=2)
+    throughput = load_detector(path, backend=backend, performance_hint="throughput", threads=2)
+    assert latency.max_in_flight == 1 and throughput.max_in_flight >= 2
+    tensors = [latency.preprocess(frame)[0].copy() for frame in trained_model.frames]
+    expected = [latency.infer(tensor) for tensor in tensors]
+    # more jobs than slots, all submitted before any result is read: none may wait for another
+    jobs = [throughput.submit(tensor) for tensor in tensors * 3]
+    for job, want in zip(jobs, expected * 3, strict=True):
+        np.testing.assert_allclose(job.result(timeout=30), want, rtol=1e-4, atol=1e-4)
+        assert job.done() and job.elapsed_ms > 0
+    outputs = [job.result() for job in jobs]
+    assert all(a is not b for a, b in zip(outputs, outputs[1:], strict=False)), "outputs are copies"
+    throughput.backend.close()
+
+
+def test_failed_inference_raises_from_the_job_or_submit(trained_model, model_for_backend):
+    path, backend = model_for_backend
+    detector = load_detector(path, backend=backend)
+    wrong = np.zeros((1, 3, 8, 8), np.float32)
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
+        detector.submit(wrong).result(timeout=30)
+    tensor = detector.preprocess(trained_model.frames[0])[0]
+    assert detector.infer(tensor).shape[0] == 1, "a failed job leaves the backend usable"
+
+
+def test_unknown_performance_hint_is_refused(trained_model):
+    with pytest.raises(
+        ValueError, match=r"performance_hint must be one of \['throughput', 'latency'\]"
+    ):
+        load_detector(trained_model.onnx, performance_hint="fastest")

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
+import lap
 import numpy as np
 import pytest
 
 from edge_app.detections import Detections
-from edge_app.tracking import ByteTracker
+from edge_app.tracking import (
+    _INFEASIBLE,
+    ByteTracker,
+    _add_to_diagonal,
+    _assign,
+    _xyah_to_xyxy,
+    _xyxy_to_xyah,
+)
 
 
 def frame_of(boxes, classes, confidences=None, rng=None) -> Detections:
@@ -179,3 +188,76 @@ def test_update_is_fast_enough_for_every_frame():
         durations.append(time.perf_counter() - start)
     # ~0.3 ms on an idle 2-core machine; generous for a loaded CI runner
     assert np.median(durations) < 0.01
+
+
+def busy_scene(frames=120, objects=24):
+    """Objects on straight paths (exact float steps) that cross, vanish and come back."""
+    k = np.arange(objects)
+    start = np.stack((k * 37 % 600, k * 53 % 440), axis=1).astype(float)
+    velocity = np.stack(((k % 7) - 3, (k % 5) - 2), axis=1) * 2.5
+    size = np.stack((20 + k % 4 * 10, 30 + k % 3 * 15), axis=1).astype(float)
+    levels = np.array([0.95, 0.8, 0.6, 0.35, 0.2, 0.12, 0.05])
+    for t in range(frames):
+        visible = (t + 3 * k) % 29 >= 4  # each object misses 4 frames out of 29
+        visible &= ~((k % 6 == 0) & (t % 40 >= 25))  # some leave for 15 frames
+        idx = np.flatnonzero(visible)[::-1]  # reversed: the tracker must not rely on order
+        xy = (start[idx] + t * velocity[idx]) % 640
+        boxes = np.concatenate((xy, xy + size[idx]), axis=1)
+        yield Detections(boxes, levels[(t + idx) % len(levels)], idx % 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "digest"),
+    [
+        ({"minimum_consecutive_frames": 1}, "93576dbe647f2bbe"),
+        ({}, "a56d17bd36884d7c"),
+        ({"minimum_consecutive_frames": 3, "lost_track_buffer": 10}, "e45aa9ff66ae9556"),
+    ],
+)
+def test_ids_on_a_busy_scene_are_those_of_the_reference_implementation(options, digest):
+    """Digests of every frame's ids from the straightforward implementation (before the fast
+    paths: per-stage cost blocks, the assignment shortcut, the unchecked `Detections`)."""
+    tracker = ByteTracker(**options)
+    ids = [tracker.update(frame).tracker_id.tolist() for frame in busy_scene()]
+    assert hashlib.sha256(repr(ids).encode()).hexdigest()[:16] == digest
+
+
+def test_assignment_shortcut_agrees_with_the_solver():
+    """`_assign` skips lapjv when the cheap pairs already form a matching: same pairs."""
+    rng = np.random.default_rng(7)
+    shortcuts = 0
+    for trial in range(3000):
+        rows, cols = rng.integers(1, 9, 2)
+        cost = rng.choice(
+            [0.05, 0.3, 0.79, 0.8, 0.8 + 1e-7, 0.81, 0.95, 1.0, _INFEASIBLE], (rows, cols)
+        )
+        cost = cost if trial % 3 else cost + rng.uniform(-0.01, 0.01, cost.shape)
+        if trial % 5 == 0:  # mostly infeasible, the shape of real frames
+            cost[rng.random(cost.shape) < 0.7] = _INFEASIBLE
+        _, row_to_col, _ = lap.lapjv(cost, extend_cost=True, cost_limit=0.8)
+        expected_rows = np.flatnonzero(row_to_col >= 0)
+        got_rows, got_cols = _assign(cost, 0.8)
+        assert np.array_equal(got_rows, expected_rows)
+        assert np.array_equal(got_cols, row_to_col[expected_rows])
+        cheap = cost < 0.8 - 1e-6
+        clear = (cheap | (cost > 0.8 + 1e-6)).all()
+        shortcuts += clear and cheap.sum(0).max() <= 1 and cheap.sum(1).max() <= 1
+    assert shortcuts > 300  # the shortcut was taken, not only the solver
+    assert [len(a) for a in _assign(np.empty((0, 3)), 0.8)] == [0, 0]
+
+
+def test_kalman_helpers_give_the_numbers_of_the_plain_formulas():
+    rng = np.random.default_rng(3)
+    matrices = rng.normal(size=(5, 8, 8))
+    values = rng.normal(size=(5, 8))
+    diagonal = np.zeros_like(matrices)
+    diagonal[:, np.arange(8), np.arange(8)] = values
+    assert np.array_equal(_add_to_diagonal(matrices.copy(), values), matrices + diagonal)
+    xyah = rng.uniform(1, 300, size=(6, 4))
+    assert np.array_equal(_xyah_to_xyxy(xyah, np.float32), _xyah_to_xyxy(xyah).astype(np.float32))
+    centre, half = xyah[:, :2], np.stack((xyah[:, 2] * xyah[:, 3] / 2, xyah[:, 3] / 2), axis=1)
+    assert np.array_equal(_xyah_to_xyxy(xyah), np.concatenate((centre - half, centre + half), 1))
+    xyxy = rng.uniform(0, 300, size=(6, 4)).astype(np.float32)
+    w, h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
+    plain = np.stack((xyxy[:, 0] + w / 2, xyxy[:, 1] + h / 2, w / np.maximum(h, 1e-6), h), 1)
+    assert np.array_equal(_xyxy_to_xyah(xyxy), plain.astype(np.float64))

@@ -176,3 +176,52 @@ def test_line_errors_are_clear():
         LineCounter("l", (0.5, 0.5), (0.5, 0.5))
     with pytest.raises(ValueError, match="frame_wh"):
         LineCounter("l", (0, 0.5), (1, 0.5)).trigger(detections_at([(1, 1)], track_ids=[1]))
+
+
+def test_cached_pixel_geometry_follows_polygon_frame_and_line_changes():
+    zone = PolygonZone("z", [(0, 0), (0.5, 0), (0.5, 1), (0, 1)])
+    d = detections_at([(200, 100), (400, 100)])
+    assert zone.trigger(d, frame_wh=(640, 480)).tolist() == [True, False]
+    assert zone.trigger(d, frame_wh=(1000, 480)).tolist() == [True, True]  # other frame size
+    zone.polygon[1:3, 0] = 0.25  # edited in place
+    assert zone.trigger(d, frame_wh=(640, 480)).tolist() == [False, False]
+    zone.polygon = np.array([(0, 0), (1, 0), (1, 1), (0, 1)], float)  # replaced
+    assert zone.trigger(d, frame_wh=[640, 480]).tolist() == [True, True]  # not a tuple: no cache
+    line = LineCounter("l", (0.5, 0), (0.5, 1))
+    d = detections_at([(300, 100)], track_ids=[1])
+    assert line.sides(d, (640, 480)).tolist() == [1]
+    assert line.sides(d, (500, 480)).tolist() == [-1]
+    line.points[:, 0] = 0.25
+    assert line.sides(d, (640, 480)).tolist() == [-1]
+    with pytest.raises(ValueError, match="frame_wh"):
+        zone.trigger(d)
+    with pytest.raises(ValueError, match="frame_wh"):
+        line.sides(d)
+
+
+def test_line_uses_the_first_box_of_a_repeated_id_and_forgets_the_oldest_tracks():
+    line = LineCounter("door", start=(0, 240), end=(640, 240), forget_after=2)
+    line.trigger(detections_at([(100, 100), (300, 300)], track_ids=[5, 6]), FRAME_WH)
+    crossed_in, _ = line.trigger(
+        detections_at([(300, 100), (100, 300), (120, 300)], track_ids=[6, 5, 5]), FRAME_WH
+    )
+    assert crossed_in.tolist() == [False, True, False] and line.in_count == 1
+    for _ in range(3):  # track 5 is seen, track 6 is not
+        line.trigger(detections_at([(100, 300)], track_ids=[5]), FRAME_WH)
+    crossed_in, crossed_out = line.trigger(
+        detections_at([(100, 100), (300, 300)], track_ids=[5, 6]), FRAME_WH
+    )
+    # 5 is remembered and crosses out; 6 was forgotten, so its return below is no crossing
+    assert crossed_out.tolist() == [True, False] and crossed_in.tolist() == [False, False]
+    assert line.counts() == {"in": {"fish": 1}, "out": {"fish": 2}}
+
+
+def test_class_filters_match_numpy_isin():
+    d = detections_at([(1, 1)] * 6, classes=[0, 1, 2, 1, 7, 0])
+    zone = PolygonZone("z", [(0, 0), (10, 0), (10, 10), (0, 10)], classes=["bottle", 7])
+    expected = np.isin(d.class_id, [1, 7])
+    assert np.array_equal(zone.trigger(d), expected)
+    assert zone.class_counts == {1: 2, 7: 1} and zone.current_count == 3
+    assert (
+        PolygonZone("z", [(0, 0), (10, 0), (10, 10)], classes=[]).trigger(d).tolist() == [False] * 6
+    )
