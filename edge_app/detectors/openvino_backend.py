@@ -45,7 +45,7 @@ def resolve_openvino_model(path: str | Path) -> Path:
 
 
 class OpenVinoBackend(InferenceBackend):
-    """Runs a model with OpenVINO through a queue of asynchronous infer requests.
+    """Runs a model with OpenVINO on reusable asynchronous infer requests.
 
     With the ``throughput`` hint (the default) OpenVINO splits the CPU into streams of one or
     a few threads and ``max_in_flight`` requests run at once, one per stream: the most frames a

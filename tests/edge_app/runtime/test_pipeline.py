@@ -411,3 +411,22 @@ def test_a_camera_is_analysed_at_its_process_fps(
     expected = 3.0 * min(source_fps, process_fps)
     assert frames >= 0.8 * 3.0 * source_fps
     assert 0.8 * expected <= processed <= 1.15 * expected + 1, (frames, processed)
+
+
+def test_the_device_config_sets_how_models_run(tmp_path, scene_video, models_dir):
+    config = device_config(tmp_path, scene_video, models_dir)
+    assert config.inference.performance_hint == "throughput"
+    latency = config.model_copy(
+        update={"inference": config.inference.model_copy(update={"performance_hint": "latency"})}
+    )
+    store = ModelStore(
+        preloaded={"shapes": models_dir / "shapes.onnx"},
+        backend=latency.inference.backend,
+        threads=2,
+        performance_hint=latency.inference.performance_hint,
+    )
+    assert store.load(ModelRef(name="shapes", version=1))[1].max_in_flight == 1
+    with pytest.raises(ValueError, match="performance_hint"):
+        DeviceConfig.model_validate(
+            {**config.model_dump(), "inference": {"performance_hint": "fastest"}}
+        )
