@@ -49,7 +49,9 @@ class InferenceJob:
 
     Attributes:
         submitted_at: `time.perf_counter` when it was submitted.
-        finished_at: `time.perf_counter` when the output was ready (None until then).
+        finished_at: `time.perf_counter` when the output was handed over: when the runtime
+            finished, or, for a backend whose jobs are completed by `result`, when it was
+            collected (None until then).
     """
 
     __slots__ = ("_done", "_error", "_output", "finished_at", "submitted_at")
@@ -92,7 +94,7 @@ class InferenceJob:
 
     @property
     def elapsed_ms(self) -> float:
-        """Milliseconds from submission to the output (queueing for a free slot included)."""
+        """Milliseconds from submission to the output being handed over (queueing included)."""
         end = self.finished_at if self.finished_at is not None else time.perf_counter()
         return (end - self.submitted_at) * 1000
 

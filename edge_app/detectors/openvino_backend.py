@@ -160,7 +160,11 @@ class OpenVinoBackend(InferenceBackend):
 
 
 class _RequestJob(InferenceJob):
-    """A job on one OpenVINO infer request, which goes back to the backend once collected."""
+    """A job on one OpenVINO infer request, which goes back to the backend once collected.
+
+    `result` waits for the request and copies its output; call it from one thread at a time
+    (the camera thread that submitted the job).
+    """
 
     __slots__ = ("_backend", "_request")
 
