@@ -54,9 +54,9 @@ log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 80
 EARLY_FRAME_FRACTION = 0.25
-"""A frame up to this fraction of the analysis interval early is taken: a camera sending exactly
-``process_fps`` frames a second has every frame analysed, not every other one (its frames come
-in just before each due time). The average rate stays at most ``process_fps``."""
+"""A frame up to this fraction of the analysis interval early is taken, so that a camera sending
+exactly ``process_fps`` frames a second cannot fall into analysing every other frame when its
+frames arrive just before each due time. The average rate stays at most ``process_fps``."""
 
 
 @dataclass
@@ -243,7 +243,7 @@ class CameraProcessor:
             self._free_inputs.append(buffer)
 
     def _check_idle(self, action: str) -> None:
-        if getattr(self, "_in_flight", None):
+        if self._in_flight:
             raise RuntimeError(
                 f"camera {self.camera_id}: cannot {action} with {len(self._in_flight)} frame(s) "
                 "in flight; collect() them first"
