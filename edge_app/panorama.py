@@ -80,15 +80,15 @@ class PanoramaModelBackend(InferenceBackend):
     def submit(self, tensor: np.ndarray) -> InferenceJob:
         """Run the model node now: ``node.call`` is synchronous, so the job is done on return."""
         job = InferenceJob()
-        try:
-            outputs = self.node.call({self.input_name: tensor}, self.model_node)
-            if outputs is None:
-                raise RuntimeError(f"model node {self.model_node!r} returned no output")
-            first = outputs[0] if isinstance(outputs, list | tuple) else outputs
-            job.set_result(np.asarray(first, dtype=np.float32))
-        except Exception as error:  # noqa: BLE001 - raised again by job.result()
-            job.set_error(error)
+        job.run(self._call, tensor)
         return job
+
+    def _call(self, tensor: np.ndarray) -> np.ndarray:
+        outputs = self.node.call({self.input_name: tensor}, self.model_node)
+        if outputs is None:
+            raise RuntimeError(f"model node {self.model_node!r} returned no output")
+        first = outputs[0] if isinstance(outputs, list | tuple) else outputs
+        return np.asarray(first, dtype=np.float32)
 
 
 class _RateMeter:

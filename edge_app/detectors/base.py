@@ -75,6 +75,15 @@ class InferenceJob:
         self.finished_at = time.perf_counter()
         self._done.set()
 
+    def run(self, infer, *args) -> None:
+        """Complete the job with ``infer(*args)``: its output, or the error it raised."""
+        try:
+            output = infer(*args)
+        except Exception as error:  # noqa: BLE001 - raised again by result()
+            self.set_error(error)
+        else:
+            self.set_result(output)
+
     def done(self) -> bool:
         """True once the output (or an error) is there."""
         return self._done.is_set()

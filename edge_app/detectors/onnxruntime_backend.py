@@ -91,14 +91,11 @@ class OnnxRuntimeBackend(InferenceBackend):
     def submit(self, tensor: np.ndarray) -> InferenceJob:
         """Queue ``tensor`` (passed without a copy) for the next free runner thread."""
         job = InferenceJob()
-        self._runners.submit(self._run, tensor, job)
+        self._runners.submit(job.run, self._run, tensor)
         return job
 
-    def _run(self, tensor: np.ndarray, job: InferenceJob) -> None:
-        try:
-            job.set_result(self.session.run(self._output_names, {self._input_name: tensor})[0])
-        except BaseException as error:  # noqa: BLE001 - reported to whoever waits on the job
-            job.set_error(error)
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        return self.session.run(self._output_names, {self._input_name: tensor})[0]
 
     def close(self) -> None:
         """Finish the runs in flight and stop the runner threads."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.config import DeviceConfig
+from edge_app.config import CameraConfig, DeviceConfig
 from edge_app.detectors import load_detector
 from edge_app.pipeline import CameraProcessor, CameraWorker, EdgeApp, ModelStore, ModelStoreError
-from edge_app.sources import Frame
+from edge_app.sources import CameraReader, Frame
 from kit.contracts import (
     ControlConfig,
     DetectionPayload,
@@ -333,26 +335,26 @@ def test_processor_refuses_changes_and_bad_frames_without_losing_frames_in_fligh
     assert processor.process(frames[3]).frame.index == 3
 
 
+@contextmanager
+def camera_worker(camera: dict, store: ModelStore, on_result=None):
+    """A `CameraWorker` (not started) on its own reader; stopped and closed on exit."""
+    config = CameraConfig.model_validate(camera)
+    with ThreadPoolExecutor(1) as loader, CameraReader(config.id, config.source) as reader:
+        worker = CameraWorker(config, reader, store, None, "dev-1", loader, on_result=on_result)
+        try:
+            yield worker, reader
+        finally:
+            worker.stop()
+
+
 def test_a_camera_that_falls_behind_overlaps_its_frames(tmp_path):
     """With analysis slower than the source (a 640 px model, 120 fps asked), the worker keeps
     the next frame in flight while it handles one, in order, and tracks as frame by frame would."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from edge_app.config import CameraConfig
-    from edge_app.sources import CameraReader
     from kit.demo_models import DEMO_DIR
     from kit.synthetic import write_scenario_video
 
     video = tmp_path / "shelf.mp4"
     write_scenario_video("bottles_removed", video, seconds=4, fps=15, size=(320, 240), seed=1)
-    camera = CameraConfig.model_validate(
-        {
-            "id": "shelf-1",
-            "source": {"uri": str(video), "fastest": True, "loop": True},
-            "model": {"name": "shelf", "version": 1},
-            "process_fps": 120,
-        }
-    )
     store = ModelStore(preloaded={"shelf": DEMO_DIR / "shelf" / "model.onnx"})
     handled: list[tuple] = []
     in_flight_seen: list[int] = []
@@ -361,20 +363,25 @@ def test_a_camera_that_falls_behind_overlaps_its_frames(tmp_path):
         handled.append(result)
         in_flight_seen.append(worker.processor.pending)
 
-    with ThreadPoolExecutor(1) as loader, CameraReader("shelf-1", camera.source) as reader:
-        worker = CameraWorker(camera, reader, store, None, "dev-1", loader, on_result=on_result)
+    camera = {
+        "id": "shelf-1",
+        "source": {"uri": str(video), "fastest": True, "loop": True},
+        "model": {"name": "shelf", "version": 1},
+        "process_fps": 120,
+    }
+    with camera_worker(camera, store, on_result) as (worker, _):
         worker.start()
         deadline = time.monotonic() + 60
         while len(handled) < 30 and time.monotonic() < deadline:
             time.sleep(0.1)
-        worker.stop()
     assert len(handled) >= 30 and worker.counters.error is None
     indices = [result.frame.index for result in handled]
     assert indices == sorted(set(indices)), "results come in capture order"
     assert max(in_flight_seen) >= 1, "the next frame was in flight while one was handled"
     replay = CameraProcessor(
-        "shelf-1", store.load(camera.model)[1], camera.model, worker.settings, frame_rate=120
-    )
+        "shelf-1", store.load(worker.camera.model)[1], worker.camera.model, worker.settings,
+        frame_rate=120,
+    )  # fmt: skip
     assert [result_summary(replay.process(r.frame)) for r in handled] == [
         result_summary(r) for r in handled
     ]
@@ -386,28 +393,20 @@ def test_a_camera_is_analysed_at_its_process_fps(
 ):
     """A source at exactly ``process_fps`` has every frame analysed; a faster one is thinned
     to ``process_fps``."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from edge_app.config import CameraConfig
-    from edge_app.sources import CameraReader
-
-    camera = CameraConfig.model_validate(
-        {
-            "id": "cam-1",
-            "source": {"uri": str(scene_video), "loop": True, "fps": source_fps},
-            "model": {"name": "shapes", "version": 1},
-            "process_fps": process_fps,
-        }
-    )
     store = ModelStore(preloaded={"shapes": trained_model.onnx})
-    store.load(camera.model)  # loaded before the clock starts
-    with ThreadPoolExecutor(1) as loader, CameraReader("cam-1", camera.source) as reader:
-        worker = CameraWorker(camera, reader, store, None, "dev-1", loader).start()
+    camera = {
+        "id": "cam-1",
+        "source": {"uri": str(scene_video), "loop": True, "fps": source_fps},
+        "model": {"name": "shapes", "version": 1},
+        "process_fps": process_fps,
+    }
+    store.load(ModelRef(name="shapes", version=1))  # loaded before the clock starts
+    with camera_worker(camera, store) as (worker, reader):
+        worker.start()
         time.sleep(1.0)
         frames, processed = reader.frame_count, worker.counters.processed
         time.sleep(3.0)
         frames, processed = reader.frame_count - frames, worker.counters.processed - processed
-        worker.stop()
     expected = 3.0 * min(source_fps, process_fps)
     assert frames >= 0.8 * 3.0 * source_fps
     assert 0.8 * expected <= processed <= 1.15 * expected + 1, (frames, processed)
