@@ -18,6 +18,9 @@ from edge_app.detectors.base import (
 )
 from edge_app.detectors.metadata import ModelMetadata
 
+INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+"""numpy dtype a submitted tensor is converted to, by the model input's ONNX type."""
+
 
 class OnnxRuntimeBackend(InferenceBackend):
     """Runs an ``.onnx`` model with ONNX Runtime.
@@ -83,14 +86,17 @@ class OnnxRuntimeBackend(InferenceBackend):
         self.performance_hint = hint
         self.max_in_flight = threads if hint == "throughput" else 1
         self._input_name = model_input.name
+        self._input_dtype = INPUT_DTYPES.get(model_input.type, np.float32)
         self._output_names = [self.session.get_outputs()[0].name]
         self._runners = ThreadPoolExecutor(
             self.max_in_flight, thread_name_prefix=f"onnxruntime-{model_path.stem}"
         )
 
     def submit(self, tensor: np.ndarray) -> InferenceJob:
-        """Queue ``tensor`` (passed without a copy) for the next free runner thread."""
+        """Queue ``tensor`` for the next free runner thread: passed without a copy when it is a
+        C-contiguous array of the model's input type, else converted first."""
         job = InferenceJob()
+        tensor = np.ascontiguousarray(tensor, dtype=self._input_dtype)
         self._runners.submit(job.run, self._run, tensor)
         return job
 

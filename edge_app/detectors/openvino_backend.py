@@ -118,6 +118,8 @@ class OpenVinoBackend(InferenceBackend):
         if hint == "throughput":
             optimal = self.compiled_model.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
             self.max_in_flight = max(1, int(optimal))
+        self._tensor = ov.Tensor
+        self._input_dtype = self.compiled_model.inputs[0].get_element_type().to_dtype()
         self._idle: list = []
         self._lock = threading.Lock()
 
@@ -143,16 +145,21 @@ class OpenVinoBackend(InferenceBackend):
         output; no Python callback runs on OpenVINO's threads, so a busy Python thread never
         holds up the next inference.
         """
+        # wrapped as an ov.Tensor sharing the array's memory and set directly: half the Python
+        # time of start_async({0: tensor}), whose generic input dispatch costs about 0.1 ms a
+        # frame; a tensor of another dtype or layout is converted (copied) first
+        tensor = np.ascontiguousarray(tensor, dtype=self._input_dtype)
         with self._lock:
             request = self._idle.pop() if self._idle else None
         if request is None:
             request = self.compiled_model.create_infer_request()
         try:
-            request.start_async({0: tensor}, share_inputs=True)
+            request.set_input_tensor(self._tensor(tensor, shared_memory=True))
+            request.start_async()
         except BaseException:
             self._release(request)
             raise
-        return _RequestJob(self, request)
+        return _RequestJob(self, request, tensor)
 
     def _release(self, request) -> None:
         with self._lock:
@@ -166,12 +173,13 @@ class _RequestJob(InferenceJob):
     (the camera thread that submitted the job).
     """
 
-    __slots__ = ("_backend", "_request")
+    __slots__ = ("_backend", "_input", "_request")
 
-    def __init__(self, backend: OpenVinoBackend, request) -> None:
+    def __init__(self, backend: OpenVinoBackend, request, tensor: np.ndarray) -> None:
         super().__init__()
         self._backend = backend
         self._request = request
+        self._input = tensor  # the request reads it until done: keep it alive until then
 
     def done(self) -> bool:
         request = self._request
@@ -191,7 +199,7 @@ class _RequestJob(InferenceJob):
                     self.set_result(request.get_output_tensor(0).data.copy())
                 except Exception as error:  # noqa: BLE001 - raised below, like any inference error
                     self.set_error(error)
-            self._request = None
+            self._request = self._input = None
             self._backend._release(request)
         return super().result(timeout=0)
 

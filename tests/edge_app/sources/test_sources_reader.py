@@ -32,6 +32,21 @@ def test_every_frame_mode_delivers_whole_file_in_order(make_video, frame_level) 
     assert reader.dropped == 0 and reader.frame_count == 12
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_video_file_decodes_on_the_threads_its_spec_asks_for(make_video, threads) -> None:
+    import cv2
+
+    from edge_app.sources import SourceSpec, _open_capture
+
+    spec = SourceSpec.parse({"uri": str(make_video(frames=3)), "decode_threads": threads})
+    capture = _open_capture(spec, open_timeout_s=5, read_timeout_s=5)
+    try:
+        assert capture._capture.get(cv2.CAP_PROP_N_THREADS) == threads
+        assert capture.read(lambda path: None) is not None
+    finally:
+        capture.release()
+
+
 def test_every_frame_mode_waits_for_a_slow_consumer(make_video) -> None:
     video = make_video(frames=8)
 

@@ -47,6 +47,9 @@ def test_parse_dict_with_options() -> None:
     )
 
     assert spec == SourceSpec(SourceKind.FILE, "/v/shelf.mp4", loop=True, fps=5.0)
+    assert spec.decode_threads == 1  # one FFmpeg thread a camera unless asked otherwise
+    threads = SourceSpec.parse({"uri": "rtsp://h/s", "decode_threads": 0}).decode_threads
+    assert threads == 0
 
 
 def test_parse_dict_kind_overrides_guess(tmp_path: Path) -> None:
@@ -76,6 +79,10 @@ def test_parse_returns_spec_unchanged() -> None:
         ({"uri": "a.mp4", "fps": 0}, "fps must be a positive number"),
         ({"uri": "a.mp4", "fps": "fast"}, "fps must be a positive number"),
         ({"uri": "a.mp4", "loop": "yes"}, "loop must be true or false"),
+        ({"uri": "a.mp4", "decode_threads": -1}, "decode_threads must be a whole number from 0"),
+        ({"uri": "a.mp4", "decode_threads": 2.5}, "decode_threads must be a whole number from 0"),
+        ({"uri": "a.mp4", "decode_threads": True}, "decode_threads must be a whole number from 0"),
+        ({"uri": "a.mp4", "decode_threads": 65}, "decode_threads must be a whole number from 0"),
         ({"uri": "a.mp4", "kind": "camera"}, "unknown camera source kind 'camera'"),
         ({"uri": "rtsp://h/s", "loop": True}, "loop applies to files and image folders only"),
         ({"uri": "a.mp4", "kind": "stream"}, "needs a URL"),

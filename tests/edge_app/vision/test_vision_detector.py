@@ -286,6 +286,17 @@ def test_failed_inference_raises_from_the_job_or_submit(trained_model, model_for
     assert detector.infer(tensor).shape[0] == 1, "a failed job leaves the backend usable"
 
 
+def test_a_tensor_of_another_dtype_or_layout_is_converted(trained_model, model_for_backend):
+    path, backend = model_for_backend
+    detector = load_detector(path, backend=backend)
+    tensor = detector.preprocess(trained_model.frames[0])[0]
+    expected = detector.infer(tensor.copy())
+    as_float64 = tensor.astype(np.float64)
+    strided = np.asfortranarray(tensor)  # same values, not C-contiguous
+    for other in (as_float64, strided):
+        np.testing.assert_allclose(detector.submit(other).result(timeout=30), expected, atol=1e-4)
+
+
 def test_unknown_performance_hint_is_refused(trained_model):
     with pytest.raises(
         ValueError, match=r"performance_hint must be one of \['throughput', 'latency'\]"

@@ -136,6 +136,19 @@ def test_nms_of_nothing_is_nothing():
     assert non_max_suppression(np.empty((0, 4)), np.empty(0), 0.5).tolist() == []
 
 
+def test_nms_takes_every_score_and_breaks_ties_in_input_order():
+    same = np.array([[0, 0, 10, 10]] * 3, np.float32)
+    far = np.array([[100, 100, 110, 110]], np.float32)
+    boxes = np.concatenate([same, far])
+
+    # zero and negative scores take part; the best of the three identical boxes wins
+    assert non_max_suppression(boxes, np.array([-1.0, 0.0, -0.5, -3.0]), 0.5).tolist() == [1, 3]
+    # equal scores: the first in input order wins, kept boxes come out best first
+    assert non_max_suppression(boxes, np.array([0.4, 0.4, 0.4, 0.9]), 0.5).tolist() == [3, 0]
+    with pytest.raises(ValueError, match="3 boxes but 2 scores"):
+        non_max_suppression(same, np.array([0.1, 0.2]), 0.5)
+
+
 def test_boxes_of_different_classes_do_not_suppress_each_other():
     boxes = np.array([[0, 0, 50, 50]] * 3, np.float32)
     keep = batched_nms(boxes, np.array([0.9, 0.8, 0.7]), np.array([0, 1, 0]), 0.5)
