@@ -16,7 +16,7 @@ help:
 	@echo "make demo      set up, start the local stack and run the main job on the local target"
 	@echo "make test      set up and run the tests (what CI runs)"
 	@echo "make setup     create/refresh $(VENV) from requirements.txt (idempotent)"
-	@echo "make lint      ruff check + format check"
+	@echo "make lint      ruff check + format check + import layers (lint-imports)"
 	@echo "make bench     benchmarks (results in docs/benchmarks.md)"
 	@echo "make slow      the slow tests (long training, soak)"
 	@echo "make lab       JupyterLab on the notebooks"
@@ -48,6 +48,7 @@ test: setup browser
 lint: setup
 	$(BIN)/ruff check kit edge_app lambdas infra tests
 	$(BIN)/ruff format --check kit edge_app lambdas infra tests
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff check --fix kit edge_app lambdas infra tests

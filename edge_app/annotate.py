@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_app.detections import ClassNames, Detections, class_ids_of, class_items, class_name_of
 from edge_app.zones import LineCounter, PolygonZone
+from kit.core.boxes import clip_boxes
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -241,8 +242,7 @@ def _boxes_of_classes(
     boxes = np.empty((len(selected), 4), dtype=np.int64)
     boxes[:, :2] = np.floor(selected.xyxy[:, :2]) - pad
     boxes[:, 2:] = np.ceil(selected.xyxy[:, 2:]) + pad
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+    clip_boxes(boxes, (width, height), out=boxes)
     nonempty = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return [tuple(box) for box in boxes[nonempty].tolist()]
 

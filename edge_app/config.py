@@ -23,8 +23,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kit.contracts import ControlConfig, ModelRef
-from kit.contracts.base import Identifier, contract_error
+from kit.core.contracts import ControlConfig, ModelRef
+from kit.core.contracts.base import Identifier, contract_error
 
 
 class DeviceConfigError(ValueError):

@@ -2,8 +2,8 @@
 
 The config comes from the control API (``GET /config`` with the local token) on the local target
 when the local API runs, else (and always on aws, where devices have an IAM role, not a user's
-Cognito token) straight from the config table (item ``config_id = "current"``, attribute
-``config`` holding the ControlConfig JSON). The last config received is cached on disk, so a
+Cognito token) straight from the config table, read with the same codec the API writes with
+(:mod:`kit.core.config_record`). The last config received is cached on disk, so a
 device restarted while offline runs with what it last knew. A config that fails validation is
 logged and ignored: the device keeps the previous one.
 """
@@ -16,13 +16,11 @@ from pathlib import Path
 
 import requests
 
-from kit.contracts import ContractError, ControlConfig, parse
-from kit.settings import Settings
+from kit.core.config_record import CONFIG_KEY, decode_config_item
+from kit.core.contracts import ContractError, ControlConfig, parse
+from kit.core.settings import Settings
 
 log = logging.getLogger(__name__)
-
-CONFIG_ITEM_ID = "current"
-CONFIG_ATTRIBUTE = "config"
 
 
 class ControlSourceError(RuntimeError):
@@ -72,21 +70,18 @@ class ControlClient:
         if self.source == "none":
             return self.current
         try:
-            raw = self._fetch_api() if self.source == "api" else self._fetch_table()
+            config = self._fetch_api() if self.source == "api" else self._fetch_table()
+        except ContractError as error:
+            raise ControlSourceError(
+                f"the backend's control config is invalid, keeping the previous one: {error}"
+            ) from None
         except (requests.RequestException, OSError) as error:
             raise ControlSourceError(f"control config unreachable: {error}") from None
         except Exception as error:  # botocore's endpoint and client errors
             if type(error).__module__.startswith(("botocore", "boto3", "urllib3")):
                 raise ControlSourceError(f"control config unreachable: {error}") from None
             raise
-        if raw is None:
-            return self.current
-        try:
-            return parse(ControlConfig, raw)
-        except ContractError as error:
-            raise ControlSourceError(
-                f"the backend's control config is invalid, keeping the previous one: {error}"
-            ) from None
+        return config if config is not None else self.current
 
     def poll(self) -> ControlConfig | None:
         """Fetch; return the new config if its revision differs from the current one, else None.
@@ -111,7 +106,7 @@ class ControlClient:
         self._save_cache(config)
         return config
 
-    def _fetch_api(self) -> str | None:
+    def _fetch_api(self) -> ControlConfig | None:
         response = requests.get(
             f"{self.settings.control_api_url().rstrip('/')}/config",
             headers={"Authorization": f"Bearer {self.settings.api_token}"},
@@ -123,17 +118,13 @@ class ControlClient:
             raise ControlSourceError(
                 f"GET /config answered {response.status_code}: {response.text[:200]}"
             )
-        return response.text
+        return parse(ControlConfig, response.text)
 
-    def _fetch_table(self) -> str | None:
+    def _fetch_table(self) -> ControlConfig | None:
         item = self._dynamodb.get_item(
-            TableName=self.settings.resources.config_table,
-            Key={"config_id": {"S": CONFIG_ITEM_ID}},
-            ConsistentRead=True,
+            TableName=self.settings.resources.config_table, Key=CONFIG_KEY, ConsistentRead=True
         ).get("Item")
-        if item is None:
-            return None
-        return item[CONFIG_ATTRIBUTE]["S"]
+        return decode_config_item(item)
 
     def _load_cache(self) -> ControlConfig | None:
         if self.cache_file is None or not self.cache_file.is_file():

@@ -8,31 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
+
+from kit.core.boxes import anchor_points, box_iou
+from kit.core.geometry import Position, round_box
+
+__all__ = [
+    "UNTRACKED",
+    "ClassNames",
+    "Detections",
+    "Position",
+    "anchor_points",
+    "box_iou",
+    "class_ids_of",
+    "class_items",
+    "class_name_of",
+    "tally",
+]
 
 ClassNames = Mapping[int, str] | Sequence[str]
 """Class names by class id: a ``{id: name}`` mapping or a sequence indexed by id."""
 
 UNTRACKED = -1
 """The `tracker_id` of a detection that no track has claimed."""
-
-
-class Position(StrEnum):
-    """A point of a box used as the position of an object (anchor of zones and lines).
-
-    Examples:
-        >>> Position("bottom_center") is Position.BOTTOM_CENTER
-        True
-    """
-
-    CENTER = "center"
-    BOTTOM_CENTER = "bottom_center"
-    TOP_CENTER = "top_center"
-    CENTER_LEFT = "center_left"
-    CENTER_RIGHT = "center_right"
 
 
 def class_name_of(class_names: ClassNames | None, class_id: int) -> str:
@@ -333,7 +333,7 @@ class Detections:
             {'x1': 1.0, 'y1': 2.0, 'x2': 3.0, 'y2': 4.0}
         """
         names = self._names(class_names)
-        boxes = np.round(self.xyxy.astype(np.float64), 2).tolist()
+        boxes = [round_box(box) for box in self.xyxy.tolist()]  # the precision zones are judged at
         return [
             {
                 "class_name": class_name_of(names, class_id),
@@ -382,58 +382,6 @@ def _as_numpy(values: Any) -> np.ndarray:
     if hasattr(values, "numpy"):
         return values.numpy()
     return np.asarray(values)
-
-
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """``(N, M)`` intersection over union of two sets of ``x1, y1, x2, y2`` boxes.
-
-    Examples:
-        >>> import numpy as np
-        >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]])).astype(float).round(3).tolist()
-        [[0.333]]
-    """
-    a = np.asarray(boxes_a, dtype=np.float32)[:, None, :]
-    b = np.asarray(boxes_b, dtype=np.float32)
-    ax1, ay1, ax2, ay2 = a[..., 0], a[..., 1], a[..., 2], a[..., 3]  # (N, 1)
-    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]  # (M,)
-    width = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
-    height = np.minimum(ay2, by2) - np.maximum(ay1, by1)
-    inter = np.maximum(width, 0, out=width)
-    inter *= np.maximum(height, 0, out=height)
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
-    union -= inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def anchor_points(xyxy: np.ndarray, position: Position | str) -> np.ndarray:
-    """``(N, 2)`` points at ``position`` of ``(N, 4)`` float32 ``x1, y1, x2, y2`` boxes.
-
-    The arithmetic of `Detections.anchors`, for callers that hold the boxes already.
-
-    Examples:
-        >>> import numpy as np
-        >>> anchor_points(np.array([[0, 0, 10, 20]], np.float32), "center").tolist()
-        [[5.0, 10.0]]
-    """
-    if type(position) is not Position:
-        position = Position(position)
-    points = np.empty((len(xyxy), 2), dtype=np.result_type(xyxy, np.float32))
-    x, y = points[:, 0], points[:, 1]
-    if position is Position.CENTER_LEFT:
-        x[:] = xyxy[:, 0]
-    elif position is Position.CENTER_RIGHT:
-        x[:] = xyxy[:, 2]
-    else:
-        np.add(xyxy[:, 0], xyxy[:, 2], out=x)
-        x /= 2
-    if position is Position.BOTTOM_CENTER:
-        y[:] = xyxy[:, 3]
-    elif position is Position.TOP_CENTER:
-        y[:] = xyxy[:, 1]
-    else:
-        np.add(xyxy[:, 1], xyxy[:, 3], out=y)
-        y /= 2
-    return points
 
 
 def tally(values: np.ndarray) -> dict[int, int]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from edge_app import __version__
 from edge_app.sources import CameraStatus
-from kit.contracts import CameraHealth, DroppedCounts, Heartbeat, ModelRef
+from kit.core.contracts import CameraHealth, DroppedCounts, Heartbeat, ModelRef
 
 
 def build_heartbeat(

@@ -50,8 +50,8 @@ from edge_app.detectors import (
 from edge_app.heartbeat import build_heartbeat
 from edge_app.pipeline import CameraProcessor, DeviceServices, FrameResult, publish_result
 from edge_app.sources import CameraState, CameraStatus, Frame
-from kit.contracts import CameraSettings, ControlConfig, ModelRef
-from kit.settings import Settings, load_settings
+from kit.core.contracts import CameraSettings, ControlConfig, ModelRef
+from kit.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ Layers, from pure to threaded:
 
 - :class:`CameraProcessor` — the per-frame logic of one camera (no threads, no I/O): detect,
   track, count in zones and across lines; render the published frame (privacy blur, annotations);
-  build the :class:`~kit.contracts.DetectionPayload`. Benchmarks and the Panorama adapter drive it
+  build the :class:`~kit.core.contracts.DetectionPayload`. Benchmarks and the Panorama adapter drive it
   directly.
-- :class:`ModelStore` — resolves a :class:`~kit.contracts.ModelRef` to a model file (shipped with
+- :class:`ModelStore` — resolves a :class:`~kit.core.contracts.ModelRef` to a model file (shipped with
   the app, cached, or downloaded from the registry and checksum-verified) and loads each model
   once; several cameras share a loaded model.
 - :class:`CameraWorker` — a thread per camera: takes the newest frame, runs the processor at up to
@@ -40,7 +40,7 @@ from edge_app.sources import CameraReader, CameraState, CameraStatus, Frame
 from edge_app.spool import Spool
 from edge_app.tracking import ByteTracker
 from edge_app.zones import LineCounter, PolygonZone
-from kit.contracts import (
+from kit.core.contracts import (
     CameraSettings,
     ControlConfig,
     DetectionPayload,
@@ -48,7 +48,8 @@ from kit.contracts import (
     ModelRef,
     ZoneSpec,
 )
-from kit.settings import Settings, load_settings
+from kit.core.registry import RegistryReader
+from kit.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -620,8 +621,6 @@ class DeviceServices:
             max_bytes=int(config.spool.max_mb * 1e6),
             fsync=config.spool.fsync,
         )
-        from kit.registry import ModelRegistry
-
         cache_dir = config.path(config.model_cache_dir)
         return cls(
             settings=settings,
@@ -629,7 +628,7 @@ class DeviceServices:
             publisher=Publisher(settings, spool, retry_max_s=config.backend_retry_max_s),
             models=ModelStore(
                 preloaded={key: config.path(path) for key, path in config.models.items()},
-                registry=ModelRegistry(
+                registry=RegistryReader(
                     settings.client("s3"), settings.resources.bucket, cache_dir=cache_dir
                 ),
                 cache_dir=cache_dir,

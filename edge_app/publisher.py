@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edge_app.spool import Spool, SpoolItem
-from kit.contracts import DetectionPayload, Heartbeat
-from kit.settings import Settings
+from kit.core.contracts import DetectionPayload, Heartbeat
+from kit.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

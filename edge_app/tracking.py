@@ -14,7 +14,8 @@ from __future__ import annotations
 import lap
 import numpy as np
 
-from edge_app.detections import UNTRACKED, Detections, box_iou
+from edge_app.detections import UNTRACKED, Detections
+from kit.core.boxes import box_iou
 
 _TRACKED, _LOST = 0, 1
 _INFEASIBLE = 1e5  # assignment cost of pairs that must not match (different classes)

@@ -20,6 +20,7 @@ from edge_app.detections import (
     class_name_of,
     tally,
 )
+from kit.core.geometry import Polygon, boxes_in_zone
 
 Point = tuple[float, float]
 
@@ -92,40 +93,6 @@ def _counts_by_name(
     return result
 
 
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Whether each ``(N, 2)`` point lies inside ``polygon`` (even-odd rule, vectorised).
-
-    Examples:
-        >>> import numpy as np
-        >>> square = np.array([[0, 0], [10, 0], [10, 10], [0, 10]])
-        >>> points_in_polygon(np.array([[5, 5], [15, 5]]), square).tolist()
-        [True, False]
-    """
-    if len(points) == 0:
-        return np.zeros(0, dtype=bool)
-    return _inside(points, _polygon_edges(polygon))
-
-
-def _polygon_edges(polygon: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``(x1, y1, y2, x2 - x1, y2 - y1)`` of each edge ``(x1, y1) -> (x2, y2)`` of ``polygon``."""
-    x1, y1 = polygon[:, 0], polygon[:, 1]
-    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
-    return x1, y1, y2, x2 - x1, y2 - y1
-
-
-def _inside(points: np.ndarray, edges: tuple[np.ndarray, ...]) -> np.ndarray:
-    """`points_in_polygon` with the edges of the polygon computed already."""
-    if len(points) == 0:
-        return np.zeros(0, dtype=bool)
-    x1, y1, y2, dx, dy = edges
-    x, y = points[:, 0:1], points[:, 1:2]  # (N, 1) against the (V,) edges
-    straddles = (y1 > y) != (y2 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        crossing_x = x1 + (y - y1) * dx / dy
-    # inside when an odd number of edges cross the ray from the point to the right
-    return np.logical_xor.reduce(straddles & (x < crossing_x), axis=1)
-
-
 class PolygonZone:
     """A region of the frame; `trigger` tells which detections have their anchor inside.
 
@@ -165,8 +132,8 @@ class PolygonZone:
         self.current_count = 0
         self.class_counts: dict[int, int] = {}
         self._class_names: ClassNames | None = None
-        self._edges_key: tuple | None = None  # what `_edges` were computed for
-        self._edges: tuple[np.ndarray, ...] = ()
+        self._prepared_key = (self.polygon.tobytes(), self.polygon.shape)  # what `_prepared` is of
+        self._prepared = Polygon(self.polygon.tolist(), what=f"zone {name!r} polygon")
 
     def polygon_pixels(self, frame_wh: tuple[int, int] | None) -> np.ndarray:
         """The polygon in pixels of a ``(width, height)`` frame."""
@@ -177,11 +144,27 @@ class PolygonZone:
     ) -> np.ndarray:
         """Boolean mask of the detections inside the zone (and of its classes); updates counts.
 
+        Membership is :func:`kit.core.geometry.boxes_in_zone`'s, the processor's rules use the
+        same: the anchor at the payload's precision, normalised by the frame for a normalised
+        polygon, inside or on the polygon's boundary.
+
         Args:
             detections: This frame's detections.
             frame_wh: ``(width, height)`` of the frame; needed for normalised polygons.
         """
-        inside = _inside(detections.anchors(self.anchor), self._pixel_edges(frame_wh))
+        if self.normalized and frame_wh is None:
+            raise ValueError(
+                f"zone {self.name!r} has normalised coordinates; pass frame_wh=(width, height)"
+            )
+        inside = np.array(
+            boxes_in_zone(
+                detections.xyxy.tolist(),
+                self._polygon(),
+                frame_wh=frame_wh if self.normalized else None,
+                anchor=self.anchor,
+            ),
+            dtype=bool,
+        )
         wanted = _class_filter(detections, self.classes)
         if wanted is not None:
             inside &= wanted
@@ -191,15 +174,13 @@ class PolygonZone:
         self._class_names = detections.class_names
         return inside
 
-    def _pixel_edges(self, frame_wh: tuple[int, int] | None) -> tuple[np.ndarray, ...]:
-        """The edges of `polygon_pixels`, kept while the polygon and frame size stay the same."""
-        key = _geometry_key(self.polygon, self.normalized, frame_wh)
-        if key is None or key != self._edges_key:
-            edges = _polygon_edges(self.polygon_pixels(frame_wh))
-            if key is None:
-                return edges
-            self._edges_key, self._edges = key, edges
-        return self._edges
+    def _polygon(self) -> Polygon:
+        """`polygon` prepared for point tests, made again when its points were changed."""
+        key = (self.polygon.tobytes(), self.polygon.shape)
+        if key != self._prepared_key:
+            self._prepared = Polygon(self.polygon.tolist(), what=f"zone {self.name!r} polygon")
+            self._prepared_key = key
+        return self._prepared
 
     def counts(self, class_names: ClassNames | None = None) -> dict[str, int]:
         """Per class name, detections inside at the last `trigger` (zone classes listed at 0)."""

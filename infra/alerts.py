@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.iam import POLICY_VERSION
-from kit.backend import TopicSpec
+from kit.core.backend import TopicSpec
 
 KEY_ADMIN_ACTIONS = (
     "kms:CancelKeyDeletion",

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kit.contracts.base import contract_error
-from kit.settings import Settings
+from kit.core.contracts.base import contract_error
+from kit.core.settings import Settings
 
 PROJECT = "edge-vision-kit"
 POWERTOOLS_VERSION = "3.37.0"

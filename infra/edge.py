@@ -1,6 +1,6 @@
 """IAM for edge devices: what the edge app on a Greengrass core device or a Panorama appliance may do.
 
-Both get the same data-plane rights, written as :class:`kit.backend.Permission` like the
+Both get the same data-plane rights, written as :class:`kit.core.backend.Permission` like the
 functions' so the same code turns them into statements: read models/ (and packages/, the
 Greengrass component artifacts), write frames/ and crops/, send to the detections queue, read
 the control config. Greengrass core devices get them through the token exchange role and its
@@ -26,7 +26,7 @@ from infra.iam import (
     resource_arns,
     statement,
 )
-from kit.backend import BackendSpec, Permission
+from kit.core.backend import BackendSpec, Permission
 
 EDGE_PERMISSIONS = (
     Permission(("s3:GetObject",), "bucket:models/"),

@@ -3,7 +3,8 @@
 Each function's role allows exactly the description's ``permissions`` (its actions on its
 resources), writing to its own log group, and — when it publishes to an encrypted topic — using
 that topic's KMS key. The code is the ``lambdas/`` package plus the light part of ``kit`` the
-handlers import (contracts, settings, backend description) and PyYAML (kit.settings needs it;
+handlers import (`kit/core`: contracts, settings, backend description, registry reader,
+geometry) and PyYAML (kit.core.settings needs it;
 neither the Lambda runtime nor the Powertools layer has it). Powertools itself, with pydantic,
 comes from its public layer.
 """
@@ -27,16 +28,14 @@ from infra.iam import (
     resource_arns,
     statement,
 )
-from kit.backend import BackendSpec, FunctionSpec
-from kit.settings import Settings
+from kit.core.backend import BackendSpec, FunctionSpec
+from kit.core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_SOURCES = (
     "lambdas",
     "kit/__init__.py",
-    "kit/contracts",
-    "kit/settings.py",
-    "kit/backend.py",
+    "kit/core",
 )
 """Paths (relative to the repository root) packaged into every function."""
 VENDORED_PACKAGES = ("yaml",)

@@ -1,12 +1,12 @@
 """IAM policy documents, built as plain dicts from the backend description.
 
-A :class:`kit.backend.Permission` names actions on a logical resource (``table:alerts``,
+A :class:`kit.core.backend.Permission` names actions on a logical resource (``table:alerts``,
 ``queue:detections``, ``topic:alerts``, ``bucket``, ``bucket:frames/``). :func:`permission_resources`
 turns the logical resource into ARNs; :func:`permission_statements` turns a function's permissions
 into one statement each. Nothing here creates resources, so tests and policies use it directly.
 
 Examples:
-    >>> from kit.backend import Permission
+    >>> from kit.core.backend import Permission
     >>> arns = ResourceArns(bucket="arn:aws:s3:::demo", tables={}, queues={}, topics={})
     >>> permission_resources(Permission(("s3:GetObject",), "bucket:frames/"), arns)
     ['arn:aws:s3:::demo/frames/*']
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit.backend import BackendSpec, Permission
+from kit.core.backend import BackendSpec, Permission
 
 POLICY_VERSION = "2012-10-17"
 
@@ -81,7 +81,7 @@ def assume_role_policy(*services: str, **conditions: Any) -> str:
 
 
 def permission_resources(permission: Permission, arns: ResourceArns) -> list[str]:
-    """The ARNs a :class:`~kit.backend.Permission` covers.
+    """The ARNs a :class:`~kit.core.backend.Permission` covers.
 
     Raises:
         ValueError: the permission names a resource kind or logical name the backend lacks.

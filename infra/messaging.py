@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.iam import POLICY_VERSION
-from kit.backend import QueueSpec
+from kit.core.backend import QueueSpec
 
 DLQ_RETENTION_S = 14 * 86400
 """The longest SQS keeps a message: time to look at what failed."""

@@ -26,8 +26,8 @@ from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
 from infra.storage import Storage, StorageArgs
 from infra.tables import Tables, TablesArgs
 from infra.triggers import Triggers, TriggersArgs
-from kit.backend import BackendSpec, HttpTrigger, SqsTrigger, describe_backend
-from kit.settings import Settings
+from kit.core.backend import BackendSpec, HttpTrigger, SqsTrigger, describe_backend
+from kit.core.settings import Settings
 
 
 @dataclass

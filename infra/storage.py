@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from kit.backend import BucketSpec
+from kit.core.backend import BucketSpec
 
 
 @dataclass

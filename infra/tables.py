@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from kit.backend import TableSpec
+from kit.core.backend import TableSpec
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from kit.backend import BackendSpec, ScheduleTrigger, SqsTrigger
+from kit.core.backend import BackendSpec, ScheduleTrigger, SqsTrigger
 
 
 @dataclass

@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from kit.contracts.base import contract_error
-from kit.settings import CONFIG_FILE_NAME, ResourceNames, Settings, find_project_root
+from kit.core.contracts.base import contract_error
+from kit.core.settings import CONFIG_FILE_NAME, ResourceNames, Settings, find_project_root
 
 REQUIRED_OUTPUTS = (
     "region",

@@ -1,6 +1,6 @@
 """The ``kit`` command line: ``kit local up|down|status|snapshot``, ``kit settings``, ``kit schemas``.
 
-Every command reads the same settings as the notebooks (see :mod:`kit.settings`); ``--config``
+Every command reads the same settings as the notebooks (see :mod:`kit.core.settings`); ``--config``
 points at another settings file.
 """
 
@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kit.contracts import export_schemas
-from kit.settings import Settings, SettingsError, find_project_root, load_settings
+from kit.core.contracts import export_schemas
+from kit.core.settings import Settings, SettingsError, find_project_root, load_settings
 
 log = logging.getLogger("kit")
 

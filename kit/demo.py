@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from kit.settings import Settings, find_project_root
+from kit.core.settings import Settings, find_project_root
 
 log = logging.getLogger(__name__)
 

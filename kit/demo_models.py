@@ -4,7 +4,7 @@
 synthetic training set and a held-out set (other seeds), trains yolov8n from its yaml on the CPU,
 exports ONNX, measures mAP50 of the exported model on the held-out set and writes
 ``models/demo/<name>/`` with ``model.pt``, ``model.onnx`` and ``metadata.json``
-(:class:`~kit.contracts.ModelMetadata`: classes, input size, metrics, the command that made it).
+(:class:`~kit.core.contracts.ModelMetadata`: classes, input size, metrics, the command that made it).
 
 The demo registers these files in the local registry, so it never trains for long; the training
 notebook fine-tunes from them (transfer learning).
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.contracts import ModelArtifact, ModelMetadata
+from kit.core.contracts import ModelArtifact, ModelMetadata
 from kit.registry import sha256_of
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "models" / "demo"

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from kit.core.settings import Settings, load_settings
 from kit.offline import configure_ultralytics
-from kit.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ def configure_ultralytics(config_dir: str | Path | None = None) -> Path:
     if config_dir is None:
         config_dir = os.environ.get("YOLO_CONFIG_DIR")
     if config_dir is None:
-        from kit.settings import load_settings
+        from kit.core.settings import load_settings
 
         config_dir = load_settings().state_dir / "ultralytics"
     config_dir = Path(config_dir).resolve()

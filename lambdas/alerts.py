@@ -30,7 +30,7 @@ twice when a crash falls between publishing and clearing the outbox.
 
 Examples:
     >>> from datetime import UTC, datetime
-    >>> from kit.contracts import CountBelowRule
+    >>> from kit.core.contracts import CountBelowRule
     >>> from lambdas.rules import Evaluation
     >>> rule = CountBelowRule(class_name="bottle", threshold=3)
     >>> state = next_state(RuleState(), rule=rule, evaluation=Evaluation(True, 1, 3, "low"),
@@ -47,9 +47,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from kit.contracts import Alert
+from kit.core.contracts import Alert
+from kit.core.timefmt import parse_stamp, stamp
 from lambdas.rules import Evaluation
-from lambdas.timefmt import parse_stamp, stamp
 
 SUBJECT_MAX = 100
 """SNS rejects longer subjects."""

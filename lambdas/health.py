@@ -20,11 +20,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from kit.contracts import ControlConfig
+from kit.core.contracts import ControlConfig
+from kit.core.timefmt import stamp
 from lambdas.alerts import StateConflictError
 from lambdas.rules import evaluate_silence
 from lambdas.store import CameraRecord, DeviceRecord
-from lambdas.timefmt import stamp
 
 DEVICE_OFFLINE_AFTER_S = 60
 """A device whose last heartbeat arrived longer ago than this is OFFLINE (edge sends every few s)."""

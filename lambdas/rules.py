@@ -4,7 +4,7 @@ Pure functions over the contracts, no AWS: each returns an :class:`Evaluation` (
 the measured value, the threshold it was compared with, a readable summary). The alert state
 machine (:mod:`lambdas.alerts`) decides what a breach means over time.
 
-Definitions (the contract docstrings in :mod:`kit.contracts.control` say the same):
+Definitions (the contract docstrings in :mod:`kit.core.contracts.control` say the same):
 
 - ``count_below``: breached while ``count < threshold``; ``count`` is the payload's count of
   ``class_name`` in ``zone`` (``zone_counts``) or in the whole frame (``counts``); absent = 0.
@@ -15,7 +15,8 @@ Definitions (the contract docstrings in :mod:`kit.contracts.control` say the sam
   ``slope >= min_slope_per_min`` and the newest count is above the oldest kept one.
   Value = slope (objects/minute), threshold = ``min_slope_per_min``.
 - ``ppe_violation``: a person is a ``person_class`` detection with confidence >=
-  ``min_confidence`` (and, with ``zone``, whose bottom-centre point lies in the zone polygon).
+  ``min_confidence`` (and, with ``zone``, standing in the zone by the device's own zone test,
+  :func:`kit.core.geometry.boxes_in_zone`: the bottom-centre point, inside or on the boundary).
   Its head region is the top ``head_fraction`` of its box. A helmet (a ``helmet_class``
   detection with confidence >= ``min_confidence``) covers it when at least ``min_overlap`` of the
   helmet box's area lies inside the head region. Value = persons not covered; breached when > 0.
@@ -24,7 +25,7 @@ Definitions (the contract docstrings in :mod:`kit.contracts.control` say the sam
   arrival evaluates it as not breached).
 
 Examples:
-    >>> from kit.contracts import CountBelowRule
+    >>> from kit.core.contracts import CountBelowRule
     >>> rule = CountBelowRule(class_name="bottle", threshold=3)
     >>> evaluate_count(rule, count=1).breached
     True
@@ -36,16 +37,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from kit.contracts import (
+from kit.core.contracts import (
     CameraSettings,
     CameraSilentRule,
     CountAboveRule,
     CountBelowRule,
+    Detection,
     DetectionPayload,
     PpeViolationRule,
     RisingTrendRule,
     ZoneSpec,
 )
+from kit.core.geometry import boxes_in_zone
 
 PAYLOAD_RULE_TYPES = ("count_below", "count_above", "rising_trend", "ppe_violation")
 """Rules evaluated on each payload; ``camera_silent`` is evaluated by the scheduled check."""
@@ -153,32 +156,6 @@ def evaluate_rising_trend(rule: RisingTrendRule, samples: Sequence[CountSample])
     return Evaluation(breached, round(slope, 4), rule.min_slope_per_min, summary)
 
 
-def point_in_polygon(x: float, y: float, polygon: Sequence[tuple[float, float]]) -> bool:
-    """Whether ``(x, y)`` lies inside ``polygon`` (even-odd rule; points on an edge count as in).
-
-    Examples:
-        >>> point_in_polygon(0.5, 0.5, [(0, 0), (1, 0), (1, 1), (0, 1)])
-        True
-    """
-    inside = False
-    count = len(polygon)
-    for i in range(count):
-        x1, y1 = polygon[i]
-        x2, y2 = polygon[(i + 1) % count]
-        cross = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
-        if (
-            abs(cross) <= 1e-12
-            and min(x1, x2) <= x <= max(x1, x2)
-            and min(y1, y2) <= y <= max(y1, y2)
-        ):
-            return True
-        if (y1 > y) != (y2 > y):
-            x_at_y = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-            if x < x_at_y:
-                inside = not inside
-    return inside
-
-
 Rect = tuple[float, float, float, float]
 
 
@@ -200,33 +177,42 @@ def inside_fraction(inner: Rect, region: Rect) -> float:
     return width * height / area
 
 
+def persons_in_scope(
+    rule: PpeViolationRule, payload: DetectionPayload, zones: Sequence[ZoneSpec] = ()
+) -> list[Detection]:
+    """The detections the PPE rule judges: confident persons, standing in the rule's zone if it
+    names one (:func:`kit.core.geometry.boxes_in_zone`, the device's zone test)."""
+    persons = [
+        d
+        for d in payload.detections
+        if d.class_name == rule.person_class and d.confidence >= rule.min_confidence
+    ]
+    if rule.zone is None or not persons:
+        return persons
+    polygon = next((z.polygon for z in zones if z.name == rule.zone), None)
+    if polygon is None:
+        raise ValueError(
+            f"rule {rule.key!r} refers to zone {rule.zone!r}; zones: {[z.name for z in zones]}"
+        )
+    inside = boxes_in_zone(
+        [_rect(d) for d in persons],
+        polygon,
+        frame_wh=(payload.frame.width, payload.frame.height),
+    )
+    return [person for person, keep in zip(persons, inside, strict=True) if keep]
+
+
+def _rect(detection: Detection) -> Rect:
+    return (detection.box.x1, detection.box.y1, detection.box.x2, detection.box.y2)
+
+
 def evaluate_ppe(
     rule: PpeViolationRule, payload: DetectionPayload, zones: Sequence[ZoneSpec] = ()
 ) -> Evaluation:
     """``ppe_violation`` on one payload's detections (see the module docstring)."""
-    polygon = None
-    if rule.zone is not None:
-        polygon = next((z.polygon for z in zones if z.name == rule.zone), None)
-        if polygon is None:
-            raise ValueError(
-                f"rule {rule.key!r} refers to zone {rule.zone!r}; zones: {[z.name for z in zones]}"
-            )
-
-    def rect(detection) -> Rect:
-        return (detection.box.x1, detection.box.y1, detection.box.x2, detection.box.y2)
-
-    persons = []
-    for detection in payload.detections:
-        if detection.class_name != rule.person_class or detection.confidence < rule.min_confidence:
-            continue
-        if polygon is not None:
-            anchor_x = (detection.box.x1 + detection.box.x2) / 2 / payload.frame.width
-            anchor_y = detection.box.y2 / payload.frame.height
-            if not point_in_polygon(anchor_x, anchor_y, polygon):
-                continue
-        persons.append(rect(detection))
+    persons = [_rect(d) for d in persons_in_scope(rule, payload, zones)]
     helmets = [
-        rect(d)
+        _rect(d)
         for d in payload.detections
         if d.class_name == rule.helmet_class and d.confidence >= rule.min_confidence
     ]

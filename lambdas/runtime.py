@@ -1,6 +1,6 @@
 """What the handlers talk to, built once per Lambda container (or local runner) from the settings.
 
-A Lambda reads its settings like everything else in the kit (:func:`kit.settings.load_settings`,
+A Lambda reads its settings like everything else in the kit (:func:`kit.core.settings.load_settings`,
 ``EVK_*`` environment variables set by ``infra/`` or by the local runner). :func:`backend` builds
 the clients and services on first use and keeps them for the container's life;
 :func:`use_settings` replaces them (the local runner and the tests point the handlers at a
@@ -26,9 +26,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.config import Config
 
-from kit.backend import describe_backend
-from kit.contracts import Alert
-from kit.settings import Settings, load_settings
+from kit.core.backend import describe_backend
+from kit.core.contracts import Alert
+from kit.core.settings import Settings, load_settings
 from lambdas.alerts import AlertDesk, render_body, render_subject
 from lambdas.store import Store
 
@@ -153,7 +153,7 @@ _current: Backend | None = None
 
 
 def backend() -> Backend:
-    """The process's backend, built from :func:`kit.settings.load_settings` on first use."""
+    """The process's backend, built from :func:`kit.core.settings.load_settings` on first use."""
     global _current
     with _lock:
         if _current is None:

@@ -1,8 +1,8 @@
-"""Every DynamoDB read and write of the backend, on the tables described in :mod:`kit.backend`.
+"""Every DynamoDB read and write of the backend, on the tables described in :mod:`kit.core.backend`.
 
 Items keep scalars as DynamoDB scalars and nested documents (payloads, heartbeats, counts, rule
 states) as JSON text, so the low-level client needs no Decimal conversions. Timestamps are
-:func:`lambdas.timefmt.stamp` text, so sort keys order by time.
+:func:`kit.core.timefmt.stamp` text, so sort keys order by time.
 
 Tables (logical names; physical ones come from settings):
 
@@ -11,12 +11,12 @@ Tables (logical names; physical ones come from settings):
 - ``cameras`` (camera_id): newest payload's time, counts, frame, model; ``rules``: a map of rule
   key -> :class:`lambdas.alerts.RuleState` JSON.
 - ``devices`` (device_id): the latest heartbeat, when it arrived, the newest payload time.
-- ``alerts`` (alert_id; indexes by-state, by-camera, recent): :class:`kit.contracts.Alert` fields.
-- ``config`` (config_id = ``current``): the :class:`kit.contracts.ControlConfig` as JSON.
+- ``alerts`` (alert_id; indexes by-state, by-camera, recent): :class:`kit.core.contracts.Alert` fields.
+- ``config``: one item, laid out by :mod:`kit.core.config_record`.
 - ``audit`` (entity, at): who changed what, when, old -> new.
 
 Examples:
-    >>> from kit.settings import load_settings
+    >>> from kit.core.settings import load_settings
     >>> settings = load_settings()                                  # doctest: +SKIP
     >>> store = Store(settings.client("dynamodb"), settings.resources)  # doctest: +SKIP
     >>> store.get_config().revision                                 # doctest: +SKIP
@@ -36,10 +36,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kit.contracts import Alert, ControlConfig, DetectionPayload, Heartbeat
-from kit.settings import ResourceNames
+from kit.core.config_record import CONFIG_KEY, decode_config_item, encode_config_item
+from kit.core.contracts import Alert, ControlConfig, DetectionPayload, Heartbeat
+from kit.core.settings import ResourceNames
+from kit.core.timefmt import epoch_s, parse_stamp, stamp
 from lambdas.rules import CountSample
-from lambdas.timefmt import epoch_s, parse_stamp, stamp
 
 INLINE_PAYLOAD_MAX = 100_000
 """Payload JSON longer than this is stored zlib-compressed (``payload_z``): DynamoDB items are
@@ -48,7 +49,6 @@ DETECTION_RETENTION_DAYS = 30
 """Detections expire (DynamoDB TTL) this long after capture, like the frames in the bucket."""
 RESOLVED_ALERT_RETENTION_DAYS = 90
 AUDIT_RETENTION_DAYS = 365
-CONFIG_ID = "current"
 ALERT_FEED = "alert"
 """The constant partition key of the alerts table's ``recent`` index (all alerts, newest first)."""
 
@@ -480,28 +480,16 @@ class Store:
     def get_config(self) -> ControlConfig:
         """The current control config (the defaults, revision 0, until one is stored)."""
         item = self.client.get_item(
-            TableName=self.names.config_table,
-            Key={"config_id": {"S": CONFIG_ID}},
-            ConsistentRead=True,
+            TableName=self.names.config_table, Key=CONFIG_KEY, ConsistentRead=True
         ).get("Item")
-        if not item or "config" not in item:
-            return ControlConfig(updated_by="default")
-        return ControlConfig.model_validate_json(item["config"]["S"])
+        return decode_config_item(item) or ControlConfig(updated_by="default")
 
     def put_config(self, config: ControlConfig, expected_revision: int) -> bool:
         """Store ``config`` if the stored one still has ``expected_revision``; False otherwise."""
         try:
             self.client.put_item(
                 TableName=self.names.config_table,
-                Item=_item(
-                    {
-                        "config_id": CONFIG_ID,
-                        "revision": config.revision,
-                        "updated_at": config.updated_at,
-                        "updated_by": config.updated_by,
-                        "config": config.model_dump_json(),
-                    }
-                ),
+                Item=encode_config_item(config),
                 ConditionExpression=(
                     "attribute_not_exists(config_id) OR attribute_not_exists(revision) "
                     "OR revision = :expected"

@@ -22,10 +22,10 @@ from kit.offline import configure_ultralytics  # noqa: E402
 
 configure_ultralytics(_SESSION_DIR / "ultralytics")
 
-from kit.backend import describe_backend  # noqa: E402
+from kit.core.backend import describe_backend  # noqa: E402
+from kit.core.settings import Settings, load_settings  # noqa: E402
 from kit.local import LocalStack  # noqa: E402
 from kit.local.provision import provision  # noqa: E402
-from kit.settings import Settings, load_settings  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +57,11 @@ def backend_settings(local_stack) -> Settings:
     settings = local_stack.settings.model_copy(update={"endpoint_url": endpoint})
     provision(describe_backend(settings), settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def wait_until():
+    """:func:`tests.support.wait.wait_until`: the one way tests wait for a condition."""
+    from tests.support.wait import wait_until
+
+    return wait_until

@@ -8,12 +8,12 @@ import time
 import psutil
 import requests
 
+from kit.core.settings import load_settings
 from kit.demo import DEVICE_ID, run_demo, stop_demo
 from kit.deploy.status import device_status
 from kit.local import LocalStack
 from kit.local.processes import free_port
 from kit.local.runner import read_alert_inbox
-from kit.settings import load_settings
 
 
 def test_demo_runs_the_three_use_cases_and_stops_everything(tmp_path):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from kit.core.boxes import clip_boxes
+
 PAD_VALUE = 114
 """Grey level of letterbox padding, as ultralytics trains and predicts with."""
 MAX_WH = 7680
@@ -84,9 +86,7 @@ class LetterboxInfo:
         xyxy[:, 1::2] -= self.pad_top
         xyxy[:, 0::2] /= gain_x
         xyxy[:, 1::2] /= gain_y
-        np.clip(xyxy[:, 0::2], 0, self.frame_hw[1], out=xyxy[:, 0::2])
-        np.clip(xyxy[:, 1::2], 0, self.frame_hw[0], out=xyxy[:, 1::2])
-        return xyxy
+        return clip_boxes(xyxy, (self.frame_hw[1], self.frame_hw[0]), out=xyxy)
 
 
 def letterbox(

@@ -40,7 +40,7 @@ from kit.jobs import poll_job
 from kit.train.sagemaker import LOCAL_ROLE_ARN
 
 if TYPE_CHECKING:
-    from kit.settings import Settings
+    from kit.core.settings import Settings
 
 NEO_PREFIX = "compilation-jobs"
 PANORAMA_TARGET_DEVICE = "jetson_xavier"
@@ -240,7 +240,7 @@ def package_for_neo(
 def _settings(settings: Settings | None) -> Settings:
     if settings is not None:
         return settings
-    from kit.settings import load_settings
+    from kit.core.settings import load_settings
 
     return load_settings()
 

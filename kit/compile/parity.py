@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kit.core.boxes import box_iou
 from kit.offline import configure_ultralytics
 
 
@@ -124,19 +125,6 @@ class ParityReport:
         return "\n".join(lines)
 
 
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``boxes_a`` (N, 4 xyxy) with every box in ``boxes_b`` (M, 4): (N, M)."""
-    boxes_a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
-    boxes_b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
-    bottom_right = np.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
-    intersection = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area_a = (boxes_a[:, 2:] - boxes_a[:, :2]).clip(0).prod(axis=1)
-    area_b = (boxes_b[:, 2:] - boxes_b[:, :2]).clip(0).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - intersection
-    return np.where(union > 0, intersection / np.where(union > 0, union, 1), 0.0)
-
-
 def match_boxes(
     reference_xyxy: np.ndarray,
     reference_class: np.ndarray,
@@ -151,7 +139,7 @@ def match_boxes(
         ...             np.array([[1, 1, 10, 10]]), np.array([0]))
         1
     """
-    iou = box_iou(reference_xyxy, candidate_xyxy)
+    iou = box_iou(np.asarray(reference_xyxy, np.float64), np.asarray(candidate_xyxy, np.float64))
     if iou.size == 0:
         return 0
     same_class = np.asarray(reference_class)[:, None] == np.asarray(candidate_class)[None, :]

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import requests
 
-from kit.settings import Settings, load_settings
+from kit.core.settings import Settings, load_settings
 
 DEFAULT_TIMEOUT_S = 10.0
 FRAME_TIMEOUT_S = 10.0

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit.contracts import (
+from kit.core.contracts import (
     CameraSilentRule,
     PpeViolationRule,
     RisingTrendRule,

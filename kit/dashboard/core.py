@@ -31,6 +31,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from kit.core.settings import Settings, load_settings
 from kit.dashboard.chart import counts_chart_png
 from kit.dashboard.client import (
     BackendUnreachableError,
@@ -52,7 +53,6 @@ from kit.dashboard.widgets import (
     error_text,
     message_html,
 )
-from kit.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Dashboard:
     """The dashboard app.
 
     Args:
-        settings: the kit's settings (default :func:`kit.settings.load_settings`: ``EVK_*``
+        settings: the kit's settings (default :func:`kit.core.settings.load_settings`: ``EVK_*``
             variables, ``evk.yaml``, the local stack's ``stack.json``).
         client: the control API client (default: from the settings).
         poll_s: seconds between reads of the camera list, alerts, devices and backend health.

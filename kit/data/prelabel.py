@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kit.contracts import ModelRef
+from kit.core.contracts import ModelRef
 
 Prelabeller = Callable[[np.ndarray], list[tuple[str, float, float, float, float]]]
 

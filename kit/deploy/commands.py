@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kit.settings import Settings, find_project_root
+from kit.core.settings import Settings, find_project_root
 
 Command = Callable[[Settings, argparse.Namespace], int]
 

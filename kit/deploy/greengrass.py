@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit.core.settings import Settings
 from kit.package.bundle import Bundle, build_bundle
 from kit.package.device import demo_cameras, device_config, device_settings
 from kit.package.greengrass import (
@@ -37,7 +38,6 @@ from kit.package.greengrass import (
     next_component_version,
     publish_component,
 )
-from kit.settings import Settings
 
 FINAL_DEPLOYMENT_STATES = {"COMPLETED", "CANCELED", "FAILED", "INACTIVE"}
 

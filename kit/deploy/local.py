@@ -40,12 +40,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kit.contracts.base import IDENTIFIER_PATTERN, PATTERN_HELP
+from kit.core.contracts.base import IDENTIFIER_PATTERN, PATTERN_HELP
+from kit.core.settings import Settings
 from kit.local.processes import ServiceRecord, start_service, stop_service
 from kit.package.bundle import Bundle, build_bundle, unpack_bundle
 from kit.package.device import demo_cameras, device_config, device_settings, model_ref
 from kit.package.greengrass import RunCommand, default_configuration
-from kit.settings import Settings
 
 log = logging.getLogger(__name__)
 

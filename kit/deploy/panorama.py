@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kit.core.settings import LOCAL_CREDENTIALS, Settings
 from kit.package.panorama import PanoramaApp, check_panorama_app
-from kit.settings import LOCAL_CREDENTIALS, Settings
 
 AWS_MODELS_DIR = Path(__file__).resolve().parent / "aws_models"
 

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kit.core.settings import Settings
 from kit.deploy.local import LocalDevice, local_devices
-from kit.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
-from kit.backend import BackendSpec, QueueSpec, TableSpec
-from kit.settings import Settings
+from kit.core.backend import BackendSpec, QueueSpec, TableSpec
+from kit.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

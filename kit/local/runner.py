@@ -39,10 +39,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from kit.backend import CONTROL_API_ROUTES, FunctionSpec, describe_backend
+from kit.core.backend import CONTROL_API_ROUTES, FunctionSpec, describe_backend
+from kit.core.settings import Settings, load_settings
 from kit.local.http_api import HttpApiServer
 from kit.local.lambda_events import LocalLambdaContext, scheduled_event, sqs_event
-from kit.settings import Settings, load_settings
 
 log = logging.getLogger("kit.local.runner")
 

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kit.backend import BackendSpec
-from kit.settings import Settings
+from kit.core.backend import BackendSpec
+from kit.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

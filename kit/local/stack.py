@@ -29,7 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from kit.backend import BackendSpec, describe_backend
+from kit.core.backend import BackendSpec, describe_backend
+from kit.core.settings import Settings, load_settings
 from kit.local.processes import (
     ServiceRecord,
     free_port,
@@ -40,7 +41,6 @@ from kit.local.processes import (
 )
 from kit.local.provision import ProvisionReport, provision
 from kit.local.snapshot import restore_snapshot, save_snapshot
-from kit.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class StackStatus:
 
 
 class LocalStack:
-    """The local AWS target for ``settings`` (default: :func:`kit.settings.load_settings`)."""
+    """The local AWS target for ``settings`` (default: :func:`kit.core.settings.load_settings`)."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or load_settings()

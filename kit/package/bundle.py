@@ -6,8 +6,8 @@ unpacks. Its layout::
 
     manifest.json                 what is inside: app version, files with sha256 and size
     edge_app/                     the edge runtime (``python -m edge_app --config ...``)
-    kit/__init__.py, kit/contracts/, kit/settings.py, kit/registry.py, kit/backend.py
-                                  the light kit modules the runtime imports
+    kit/__init__.py, kit/core/      the shared core the runtime imports (contracts, settings,
+                                  backend description, registry reader, geometry)
     requirements.txt              the edge requirements (``edge_app/requirements.txt``)
     device.yaml                   the device config the bundle was built for (the default)
     bin/write_device_config.py    turns device.yaml + a target's configuration into the
@@ -61,10 +61,7 @@ BUNDLE_FORMAT = 1
 BUNDLED_SOURCES: tuple[str, ...] = (
     "edge_app",
     "kit/__init__.py",
-    "kit/contracts",
-    "kit/settings.py",
-    "kit/registry.py",
-    "kit/backend.py",
+    "kit/core",
 )
 """What of the repository goes into every bundle (folders recursively, ``.py`` and ``.txt`` only)."""
 
@@ -482,7 +479,7 @@ def _validate_device_config(config: dict[str, Any]) -> None:
     from pydantic import ValidationError
 
     from edge_app.config import DeviceConfig
-    from kit.contracts.base import contract_error
+    from kit.core.contracts.base import contract_error
 
     try:
         DeviceConfig.model_validate(config)

@@ -1,7 +1,7 @@
 """Device configs for packages and deployments: cameras, the model, the settings a device needs.
 
 Examples:
-    >>> from kit.settings import load_settings
+    >>> from kit.core.settings import load_settings
     >>> cameras = [parse_camera("shelf-1=rtsp://10.0.0.5/stream1")]
     >>> config = device_config("demo-1", cameras, model="shelf:3",
     ...                        settings=device_settings(load_settings(target="aws")))
@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kit.contracts import ModelRef
-from kit.contracts.base import IDENTIFIER_PATTERN, PATTERN_HELP
-from kit.settings import Settings
+from kit.core.contracts import ModelRef
+from kit.core.contracts.base import IDENTIFIER_PATTERN, PATTERN_HELP
+from kit.core.settings import Settings
 
 DEMO_SCENARIOS = {"shelf": "bottles_removed", "fish": "fish_arriving", "ppe": "helmet_off"}
 """Model name fragment -> the synthetic scenario its demo camera shows."""

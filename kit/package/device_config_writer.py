@@ -173,7 +173,7 @@ def _validate(config: dict[str, Any], bundle_root: Path) -> str | None:
     from pydantic import ValidationError
 
     from edge_app.config import DeviceConfig
-    from kit.contracts.base import contract_error
+    from kit.core.contracts.base import contract_error
 
     try:
         DeviceConfig.model_validate(config)

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kit.contracts.model import ModelRef
+from kit.core.contracts.model import ModelRef
 from kit.offline import configure_ultralytics
 from kit.sagemaker.train_entry import METRICS_FILE, find_data_yaml, run_training
 from kit.train.result import TrainResult
 
 if TYPE_CHECKING:
-    from kit.settings import Settings
+    from kit.core.settings import Settings
 
 _REGISTRY_REF = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}(:[A-Za-z0-9_\-]+)?$")
 
@@ -30,7 +30,7 @@ def resolve_base(
         base: a model config (``yolov8n.yaml``: train from scratch), a local ``.pt``, or a
             registered model (``ModelRef``, ``"shelf:3"``, ``"shelf:production"``, ``"shelf"``),
             whose ``pytorch`` file is downloaded (verified) from the registry.
-        settings: for the registry (default: :func:`kit.settings.load_settings`).
+        settings: for the registry (default: :func:`kit.core.settings.load_settings`).
 
     Returns:
         ``(model, parent)``: the path or config name, and ``"name:version"`` for a registry model.
@@ -148,7 +148,7 @@ def train_local(
         plots: write ultralytics' plots.
         progress: show a compact progress bar (one step per epoch, with loss and mAP50).
         verbose: show ultralytics' own logging instead.
-        settings: for the state dir and the registry (default: :func:`kit.settings.load_settings`).
+        settings: for the state dir and the registry (default: :func:`kit.core.settings.load_settings`).
         **train_args: more ultralytics training arguments (``lr0``, ``mosaic``, ``freeze`` ...).
 
     Returns:
@@ -169,7 +169,7 @@ def train_local(
     if epochs < 1:
         raise ValueError(f"epochs must be 1 or more (got {epochs})")
     if settings is None:
-        from kit.settings import load_settings
+        from kit.core.settings import load_settings
 
         settings = load_settings()
     configure_ultralytics()

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from kit.sagemaker.train_entry import METRICS_FILE, PLOT_SUFFIXES, RESULTS_FILE
 
 if TYPE_CHECKING:
-    from kit.contracts.model import ModelMetadata
+    from kit.core.contracts.model import ModelMetadata
+    from kit.core.settings import Settings
     from kit.registry import FormatFile
-    from kit.settings import Settings
 
 
 @dataclass(frozen=True)

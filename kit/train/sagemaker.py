@@ -38,8 +38,8 @@ from kit.sagemaker.train_entry import WEIGHTS_FILE
 from kit.train.result import TrainResult
 
 if TYPE_CHECKING:
-    from kit.contracts.model import ModelRef
-    from kit.settings import Settings
+    from kit.core.contracts.model import ModelRef
+    from kit.core.settings import Settings
 
 TRAINING_PREFIX = "training-jobs"
 DATASETS_PREFIX = "datasets"
@@ -282,7 +282,7 @@ def package_training_source(archive: str | Path) -> Path:
 def _settings(settings: Settings | None) -> Settings:
     if settings is not None:
         return settings
-    from kit.settings import load_settings
+    from kit.core.settings import load_settings
 
     return load_settings()
 
@@ -315,7 +315,7 @@ def start_training_job(
         base: fine-tune from a registered model (``"shelf:production"``: its ``model.pt`` is
             read in place) or a local ``.pt`` (uploaded with the job).
         job_name: default ``kit-train-<dataset name>-<time>``.
-        settings: bucket, region and endpoint (default: :func:`kit.settings.load_settings`).
+        settings: bucket, region and endpoint (default: :func:`kit.core.settings.load_settings`).
         **options: :func:`build_training_job_request` arguments (epochs, imgsz, instance_type ...).
 
     Raises:
@@ -349,7 +349,7 @@ def start_training_job(
 
 
 def _base_model_uri(base: Any, s3: Any, bucket: str, job_name: str, settings: Settings) -> str:
-    from kit.contracts.model import ModelRef
+    from kit.core.contracts.model import ModelRef
 
     path = Path(str(base))
     if not isinstance(base, ModelRef) and path.suffix == ".pt":
@@ -431,7 +431,7 @@ def download_model_artifact(
         job_name: the training job.
         dest_dir: where to unpack (default ``<state dir>/training-jobs``); the files land in
             ``<dest_dir>/<job_name>/``.
-        settings: default :func:`kit.settings.load_settings`.
+        settings: default :func:`kit.core.settings.load_settings`.
 
     Raises:
         TrainingJobError: the job has no model artefact (not completed).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from kit.settings import Settings
+from kit.core.settings import Settings
 from lambdas.control_api.errors import ApiError
 
 LOCAL_USER = "local-token"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kit.contracts import ContractError
+from kit.core.contracts import ContractError
 
 ERROR_CODES = {
     400: "bad_request",

@@ -1,6 +1,6 @@
 """Control-API Lambda: API Gateway HTTP API (payload v2) events routed by Powertools.
 
-Routes are exactly :data:`kit.backend.CONTROL_API_ROUTES` (``infra/`` creates the same ones);
+Routes are exactly :data:`kit.core.backend.CONTROL_API_ROUTES` (``infra/`` creates the same ones);
 each is a few lines over :mod:`lambdas.control_api.service` and :mod:`lambdas.store`. Every route
 but ``GET /health`` needs an identity (:mod:`lambdas.control_api.auth`). Errors answer
 ``{"error", "message", "field"?, "allowed"?, "value"?, "problems"?}``.
@@ -19,15 +19,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import kit
-from kit.contracts import utc_now
+from kit.core.contracts import utc_now
+from kit.core.registry import RegistryReader
+from kit.core.timefmt import stamp
 from lambdas import runtime
 from lambdas.control_api import params, service
 from lambdas.control_api.auth import user_from_event
 from lambdas.control_api.errors import ApiError
 from lambdas.health import describe_device
-from lambdas.registry import list_models
 from lambdas.store import BadCursorError
-from lambdas.timefmt import stamp
 
 logger = Logger(service="control-api")
 app = APIGatewayHttpResolver()
@@ -152,9 +152,10 @@ def put_camera_config(camera: str) -> dict[str, Any]:
 def get_models() -> dict[str, Any]:
     name = _query().get("name") or None
     backend = runtime.backend()
-    listing = list_models(backend.s3, backend.settings.resources.bucket, name=name)
+    registry = RegistryReader(backend.s3, backend.settings.resources.bucket)
+    listing = registry.listing(name)
     if name and not listing.models:
-        others = list_models(backend.s3, backend.settings.resources.bucket).names
+        others = registry.listing().names
         raise ApiError(
             404,
             f"no model named {name!r} in the registry; models: {', '.join(others) or 'none'}",

@@ -6,9 +6,9 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 
-from kit.contracts.base import IDENTIFIER_PATTERN, PATTERN_HELP
+from kit.core.contracts.base import IDENTIFIER_PATTERN, PATTERN_HELP
+from kit.core.timefmt import parse_stamp
 from lambdas.control_api.errors import ApiError
-from lambdas.timefmt import parse_stamp
 
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from kit.contracts import (
+from kit.core.contracts import (
     Alert,
     CameraOverrides,
     ContractError,
@@ -19,18 +19,12 @@ from kit.contracts import (
     parse,
     utc_now,
 )
+from kit.core.registry import RegistryReader
+from kit.core.timefmt import stamp
 from lambdas.alerts import RuleState
 from lambdas.control_api.errors import ApiError
-from lambdas.registry import (
-    ModelListing,
-    config_model_refs,
-    list_model_names,
-    list_models,
-    unknown_models,
-)
 from lambdas.runtime import Backend
 from lambdas.store import CameraRecord
-from lambdas.timefmt import stamp
 
 
 def json_body(raw: str | None) -> dict[str, Any]:
@@ -44,17 +38,6 @@ def json_body(raw: str | None) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError.bad_field("body", raw[:80], "a JSON object")
     return body
-
-
-def _registry_for(backend: Backend, config: ControlConfig) -> ModelListing:
-    """The registry's versions of the models ``config`` names (and all names, if one is missing)."""
-    bucket = backend.settings.resources.bucket
-    listing = ModelListing()
-    for name in sorted({ref.name for _, ref in config_model_refs(config)}):
-        listing.models += list_models(backend.s3, bucket, name=name).models
-        if not listing.versions(name) and listing.all_names is None:
-            listing.all_names = list_model_names(backend.s3, bucket)
-    return listing
 
 
 def _save(
@@ -79,7 +62,8 @@ def _save(
         config = parse(ControlConfig, values)
     except ContractError as error:
         raise ApiError.from_contract(error) from None
-    problems = unknown_models(config, _registry_for(backend, config))
+    registry = RegistryReader(backend.s3, backend.settings.resources.bucket)
+    problems = registry.unresolvable(config.model_refs())
     if problems:
         lines = "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']})" for p in problems)
         raise ApiError(422, f"unknown model: {lines}", problems=problems)

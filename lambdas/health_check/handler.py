@@ -11,10 +11,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kit.contracts import utc_now
+from kit.core.contracts import utc_now
+from kit.core.timefmt import parse_stamp
 from lambdas import runtime
 from lambdas.health import run_health_check
-from lambdas.timefmt import parse_stamp
 
 logger = Logger(service="health-check")
 

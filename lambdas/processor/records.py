@@ -1,6 +1,6 @@
 """What the processor does with one queue message; plain functions, testable without events.
 
-A message is a :data:`kit.contracts.EdgeMessage`: a detection payload or a heartbeat.
+A message is a :data:`kit.core.contracts.EdgeMessage`: a detection payload or a heartbeat.
 
 - A payload is stored once per ``payload_id`` (Powertools idempotency over the idempotency
   table: a redelivered message, or the same payload sent again, is not processed twice), the
@@ -22,7 +22,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from kit.contracts import (
+from kit.core.contracts import (
     ContractError,
     ControlConfig,
     DetectionPayload,

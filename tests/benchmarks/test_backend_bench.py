@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kit.benchmarks import machine_line, write_section
-from kit.contracts import ControlConfig, parse
+from kit.core.contracts import ControlConfig, parse
+from kit.core.settings import load_settings
 from kit.local import LocalStack
 from kit.local.lambda_events import LocalLambdaContext
 from kit.local.runner import read_alert_inbox
-from kit.settings import load_settings
+from tests.support.bench_report import machine_line, write_section
 
 pytestmark = pytest.mark.bench
 

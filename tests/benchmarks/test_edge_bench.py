@@ -37,9 +37,9 @@ import pytest
 from edge_app.detectors import load_detector
 from edge_app.pipeline import CameraProcessor, ModelStore
 from edge_app.sources import CameraReader
-from kit.benchmarks import machine_line, write_section
-from kit.contracts import CameraSettings, ModelRef
+from kit.core.contracts import CameraSettings, ModelRef
 from kit.demo_models import DEMO_DIR
+from tests.support.bench_report import machine_line, write_section
 
 # a round of the slowest configuration takes about a minute: above the suite's 300 s default
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]

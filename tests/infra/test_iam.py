@@ -8,14 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from infra.boto_calls import ANY_PREFIX, AwsCall, calls_in_package, calls_in_tree, reachable_calls
 from infra.edge import EDGE_PERMISSIONS
-from infra.functions import LOG_ACTIONS, TOPIC_KEY_ACTIONS
+from infra.functions import LAMBDA_SOURCES, LOG_ACTIONS, TOPIC_KEY_ACTIONS
 from infra.iam import ResourceArns, parse_document, permission_resources
 from infra.policies import wildcard_statements
-from kit.backend import Permission, SqsTrigger, describe_backend
+from kit.core.backend import Permission, SqsTrigger, describe_backend
+from tests.support.boto_calls import (
+    ANY_PREFIX,
+    AwsCall,
+    calls_in_package,
+    calls_in_tree,
+    reachable_calls,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+LAMBDA_CODE = [REPO_ROOT / source for source in LAMBDA_SOURCES if (REPO_ROOT / source).is_dir()]
+"""The code folders every function's archive holds: calls in shared modules count too."""
 PLATFORM_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 """What Lambda's SQS poller does with the function's role (not the handler code)."""
 
@@ -113,7 +121,7 @@ def _handler_file(handler: str) -> Path:
 def test_every_aws_call_the_handler_makes_is_granted(program_run, logical):
     function = _spec(program_run).function(logical)
     assert _handler_file(function.handler).exists(), f"no handler module for {function.handler}"
-    calls = reachable_calls(REPO_ROOT / "lambdas", function.handler, repo_root=REPO_ROOT)
+    calls = reachable_calls(LAMBDA_CODE, function.handler, repo_root=REPO_ROOT)
     assert calls, f"the scan found no AWS call reachable from {function.handler}"
     missing = sorted(
         {
@@ -129,7 +137,7 @@ def test_every_aws_call_the_handler_makes_is_granted(program_run, logical):
 def test_every_granted_action_is_used_by_the_handler_or_the_platform(program_run, logical):
     function = _spec(program_run).function(logical)
     assert _handler_file(function.handler).exists(), f"no handler module for {function.handler}"
-    calls = reachable_calls(REPO_ROOT / "lambdas", function.handler, repo_root=REPO_ROOT)
+    calls = reachable_calls(LAMBDA_CODE, function.handler, repo_root=REPO_ROOT)
     unused = []
     for permission in function.permissions:
         for action in permission.actions:

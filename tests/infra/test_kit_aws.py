@@ -19,7 +19,7 @@ from kit.aws import (
     sign_in,
     write_settings_file,
 )
-from kit.settings import Settings, load_settings
+from kit.core.settings import Settings, load_settings
 
 
 def _load(path: Path) -> Settings:

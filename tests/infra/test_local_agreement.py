@@ -2,7 +2,7 @@
 
 The local side is :func:`kit.local.provision.provision` (what ``kit local up`` runs) against a
 moto server; the AWS side is the Pulumi program under mocks. Both start from
-:func:`kit.backend.describe_backend`, and this test compares what each actually creates.
+:func:`kit.core.backend.describe_backend`, and this test compares what each actually creates.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from infra.config import StackConfig
-from kit.backend import describe_backend
+from kit.core.backend import describe_backend
+from kit.core.settings import load_settings
 from kit.local.provision import provision
-from kit.settings import load_settings
 
 PREFIX = "evkagree"
 REGION = "eu-west-1"

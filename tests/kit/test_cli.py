@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from kit.settings import load_settings
+from kit.core.settings import load_settings
 
 
 def kit(*args, env=None, timeout=120):

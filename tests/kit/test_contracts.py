@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kit.contracts import (
+from kit.core.contracts import (
     CONTRACTS,
     Alert,
     ContractError,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.settings import SettingsError, find_project_root, load_settings
+from kit.core.settings import SettingsError, find_project_root, load_settings
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kit.contracts import Alert, ControlConfig, parse
+from kit.core.contracts import Alert, ControlConfig, parse
 from kit.local.http_api import http_api_event
 from kit.local.lambda_events import LocalLambdaContext
 from kit.local.runner import AlertNotice, read_alert_inbox
@@ -101,7 +101,7 @@ class BackendHarness:
     ) -> dict[str, Any]:
         """An HTTP API v2 event (from the recorded one) for ``method target``; ``token``
         ``"settings"`` sends the settings' bearer token, None sends no Authorization header."""
-        from kit.backend import CONTROL_API_ROUTES
+        from kit.core.backend import CONTROL_API_ROUTES
         from kit.local.http_api import match_route
 
         template = load_event("http_get_config.json")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kit.contracts import CountBelowRule
+from kit.core.contracts import CountBelowRule
 from lambdas.alerts import (
     SUBJECT_MAX,
     RuleState,

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from kit.backend import CONTROL_API_ROUTES
+from kit.core.backend import CONTROL_API_ROUTES
 from lambdas import runtime
 from lambdas.control_api.handler import ROUTES
 
@@ -32,6 +32,8 @@ def registry(harness):
         s3.put_object(Bucket=bucket, Key=key, Body=metadata(name, version))
     s3.put_object(Bucket=bucket, Key="models/shelf/2/model.onnx", Body=b"onnx")
     s3.put_object(Bucket=bucket, Key="models/broken/1/metadata.json", Body=b'{"name": "broken"}')
+    alias = {"alias": "production", "version": 2, "updated_at": "2026-01-31T12:00:00Z"}
+    s3.put_object(Bucket=bucket, Key="models/shelf/aliases/production.json", Body=json.dumps(alias))
     return harness
 
 
@@ -156,13 +158,26 @@ def test_an_unknown_model_is_422_and_a_registered_one_is_accepted(registry):
         {
             "field": "cameras.shelf-1.model",
             "value": "shelf:7",
-            "allowed": "a registered version of shelf: 1, 2",
+            "allowed": "model 'shelf' has no version 7; versions: 1, 2",
         }
     ]
     status, body = harness.api("PUT", "/config/shelf-1", body=missing)
     assert status == 422 and "models: broken, fish, shelf (got boats:latest)" in body["message"]
     status, body = harness.api("PUT", "/config/shelf-1", body=known)
     assert status == 200 and body["settings"]["model"] == {"name": "shelf", "version": 2}
+
+
+def test_an_alias_is_accepted_only_when_a_device_could_resolve_it(registry):
+    """The API and the device resolve aliases by the same rule (kit.core.registry)."""
+    typo = {"model": {"name": "shelf", "version": "typo"}}
+    production = {"model": {"name": "shelf", "version": "production"}}
+
+    status, body = registry.api("PUT", "/config/shelf-1", body=typo)
+    assert status == 422
+    assert body["problems"][0]["allowed"].startswith("model 'shelf' has no alias 'typo'")
+    assert "production -> 2" in body["problems"][0]["allowed"]
+    status, body = registry.api("PUT", "/config/shelf-1", body=production)
+    assert status == 200 and body["settings"]["model"] == {"name": "shelf", "version": "production"}
 
 
 def test_the_revision_increments_and_a_stale_revision_is_409(harness):

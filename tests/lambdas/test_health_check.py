@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from kit.contracts import utc_now
+from kit.core.contracts import utc_now
 
 SILENT = {
     "cameras": {

@@ -1,4 +1,4 @@
-"""The IAM permissions in kit/backend.py are exactly what the handlers call.
+"""The IAM permissions in kit/core/backend.py are exactly what the handlers call.
 
 Each function runs through scenarios that take every path it has; every AWS API call (and every
 presigned URL, which is signed for a call made later by someone else) is recorded from botocore's
@@ -15,11 +15,11 @@ from datetime import timedelta
 
 import pytest
 
-from kit.backend import describe_backend
-from kit.contracts import utc_now
+from kit.core.backend import describe_backend
+from kit.core.contracts import utc_now
+from kit.core.settings import load_settings
 from kit.local.provision import provision
 from kit.local.runner import SqsPoller
-from kit.settings import load_settings
 from lambdas import runtime
 
 IAM_ACTION = {

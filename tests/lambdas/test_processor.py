@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import requests
 
-from kit.backend import describe_backend
-from kit.contracts import DetectionPayload, parse
+from kit.core.backend import describe_backend
+from kit.core.contracts import DetectionPayload, parse
 from kit.local.provision import provision
 from lambdas.processor.records import process_detection
 

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kit.contracts import ContractError, DetectionPayload, parse_edge_message
+from kit.core.contracts import ContractError, DetectionPayload, parse_edge_message
+from kit.core.timefmt import stamp
 from lambdas.processor.records import with_stable_payload_id
-from lambdas.timefmt import stamp
 
 CONFIG = {
     "defaults": {

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kit.contracts import (
+from kit.core.contracts import (
     CameraSettings,
     CameraSilentRule,
     CountAboveRule,
@@ -28,7 +28,6 @@ from lambdas.rules import (
     head_region,
     inside_fraction,
     least_squares_slope,
-    point_in_polygon,
     trend_window,
 )
 
@@ -107,16 +106,6 @@ def test_rising_trend_counts_in_its_zone():
     rule = RisingTrendRule(class_name="fish", zone="inlet", window=3, min_points=3)
     assert evaluate_rising_trend(rule, samples([1, 3, 5], zone="inlet")).breached
     assert not evaluate_rising_trend(rule, samples([1, 3, 5])).breached  # frame counts only
-
-
-def test_point_in_polygon_even_odd_with_edges_inside():
-    square = [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8)]
-    assert point_in_polygon(0.5, 0.5, square)
-    assert point_in_polygon(0.2, 0.5, square)  # on an edge
-    assert not point_in_polygon(0.1, 0.5, square)
-    concave = [(0, 0), (1, 0), (1, 1), (0.5, 0.3), (0, 1)]
-    assert not point_in_polygon(0.5, 0.6, concave)
-    assert point_in_polygon(0.2, 0.2, concave)
 
 
 def test_head_region_and_overlap():

@@ -16,8 +16,8 @@ from pathlib import Path
 import papermill
 import pytest
 
+from kit.core.settings import load_settings
 from kit.local import LocalStack
-from kit.settings import load_settings
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 QUICK = {"target": "local", "quick": True, "interactive": False}

@@ -17,7 +17,7 @@ from edge_app.config import CameraConfig, DeviceConfig
 from edge_app.detectors import load_detector
 from edge_app.pipeline import CameraProcessor, CameraWorker, EdgeApp, ModelStore, ModelStoreError
 from edge_app.sources import CameraReader, Frame
-from kit.contracts import (
+from kit.core.contracts import (
     ControlConfig,
     DetectionPayload,
     Heartbeat,
@@ -25,8 +25,8 @@ from kit.contracts import (
     parse,
     parse_edge_message,
 )
+from kit.core.settings import load_settings
 from kit.local import LocalStack
-from kit.settings import load_settings
 
 
 @pytest.fixture(scope="module")

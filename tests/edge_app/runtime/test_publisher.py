@@ -10,10 +10,10 @@ import pytest
 
 from edge_app.publisher import Publisher, frame_key
 from edge_app.spool import Spool
-from kit.contracts import DetectionPayload, Heartbeat, parse_edge_message
+from kit.core.contracts import DetectionPayload, Heartbeat, parse_edge_message
+from kit.core.settings import load_settings
 from kit.local import LocalStack
 from kit.local.processes import free_port
-from kit.settings import load_settings
 
 
 def payload(n: int, device="dev-1", camera="cam-1") -> DetectionPayload:

@@ -78,7 +78,7 @@ def test_to_list_has_the_payload_shape(detections):
 
 
 def test_to_list_validates_against_the_detection_contract(detections):
-    from kit.contracts.detection import Detection
+    from kit.core.contracts.detection import Detection
 
     for item in detections.to_list():
         Detection.model_validate(item)
@@ -188,6 +188,7 @@ def test_anchor_points_and_tally():
 def test_box_iou_handles_degenerate_boxes():
     boxes = np.array([[0, 0, 10, 10], [5, 5, 5, 5], [20, 0, 10, 10], [np.nan, 0, 1, 1]])
     iou = box_iou(boxes, boxes)
-    assert iou.dtype == np.float32 and iou.shape == (4, 4)
+    assert iou.dtype == np.float64 and iou.shape == (4, 4)
+    assert box_iou(boxes.astype(np.float32), boxes.astype(np.float32)).dtype == np.float32
     assert iou[0, 0] == 1 and np.all(iou[1:, 1:] == 0) and np.all(iou[0, 1:] == 0)
     assert box_iou(np.empty((0, 4)), boxes).shape == (0, 4)

@@ -15,11 +15,11 @@ import cv2
 import pytest
 import requests
 
-from kit.backend import describe_backend
-from kit.contracts import DetectionPayload, Heartbeat, ModelMetadata
+from kit.core.backend import describe_backend
+from kit.core.contracts import DetectionPayload, Heartbeat, ModelMetadata
+from kit.core.settings import Settings
 from kit.local.provision import provision
 from kit.local.runner import LocalRunner
-from kit.settings import Settings
 from kit.synthetic import draw_labels, render_scene
 
 

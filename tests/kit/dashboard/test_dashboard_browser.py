@@ -26,9 +26,9 @@ from pathlib import Path
 import cv2
 import pytest
 
+from kit.core.settings import load_settings
 from kit.local import LocalStack
 from kit.local.processes import free_port
-from kit.settings import load_settings
 from kit.synthetic import draw_labels, render_scene
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kit.contracts import CameraOverrides, parse
+from kit.core.contracts import CameraOverrides, parse
+from kit.core.settings import load_settings
 from kit.dashboard import (
     BackendState,
     Backoff,
@@ -30,7 +31,6 @@ from kit.dashboard.config_form import (
 from kit.dashboard.history import iso, parse_time
 from kit.dashboard.views import age_text, alert_html, banner_html, camera_html, devices_html
 from kit.dashboard.widgets import error_text
-from kit.settings import load_settings
 
 T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 

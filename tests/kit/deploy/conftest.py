@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kit.core.settings import Settings, load_settings
 from kit.local import LocalStack
-from kit.settings import Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FAKES_DIR = Path(__file__).resolve().parent / "fakes"

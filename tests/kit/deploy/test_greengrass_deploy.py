@@ -10,6 +10,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from kit.core.settings import load_settings
 from kit.deploy import (
     GreengrassDeployError,
     core_device_state,
@@ -18,7 +19,6 @@ from kit.deploy import (
     device_status,
 )
 from kit.package import validate_recipe, verify_bundle
-from kit.settings import load_settings
 
 REGION = "eu-west-1"
 NAME = "com.edgevisionkit.EdgeApp"

@@ -146,7 +146,7 @@ def test_control_config_changes_apply_before_the_next_batch(
     panoramasdk, deploy_settings, registered_model, onnx_model, scenario_video, tmp_path
 ):
     from edge_app.panorama import PanoramaAdapter
-    from kit.contracts import CameraSettings, ControlConfig
+    from kit.core.contracts import CameraSettings, ControlConfig
 
     frame = _frames(scenario_video, 1)[0]
     panoramasdk.load_graph(video_in=[], parameters={})

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from botocore.stub import Stubber
 
+from kit.core.settings import load_settings
 from kit.deploy import (
     application_instance_state,
     deploy_application,
@@ -21,7 +22,6 @@ from kit.package import (
     device_config,
     parse_camera,
 )
-from kit.settings import load_settings
 
 
 @pytest.fixture

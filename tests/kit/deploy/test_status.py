@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kit.contracts import CameraHealth, Heartbeat, ModelRef
+from kit.core.contracts import CameraHealth, Heartbeat, ModelRef
 from kit.deploy import deploy_local, device_status, format_devices
 from lambdas.store import Store
 

@@ -15,12 +15,12 @@ import psutil
 import pytest
 import requests
 
-from kit.backend import CONTROL_API_ROUTES
+from kit.core.backend import CONTROL_API_ROUTES
+from kit.core.settings import load_settings
 from kit.local import LocalStack
 from kit.local.http_api import http_api_event, http_response, match_route
 from kit.local.lambda_events import LocalLambdaContext, scheduled_event, sqs_event
 from kit.local.runner import read_alert_inbox, wait_for_alerts
-from kit.settings import load_settings
 
 EVENTS = Path(__file__).resolve().parents[2] / "lambdas" / "events"
 

@@ -10,8 +10,8 @@ import boto3
 import psutil
 import pytest
 
+from kit.core.settings import load_settings
 from kit.local import LocalStack, LocalStackError
-from kit.settings import load_settings
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from kit.contracts.model import ModelMetadata, ModelRef
+from kit.core.contracts.model import ModelMetadata, ModelRef
 from kit.registry import (
     ChecksumMismatchError,
     FormatFile,

@@ -34,9 +34,12 @@ def test_bundle_holds_the_runtime_the_light_kit_modules_and_the_device_files(bun
         "edge_app/__main__.py",
         "edge_app/pipeline.py",
         "kit/__init__.py",
-        "kit/settings.py",
+        "kit/core/settings.py",
     } <= names
-    assert {"kit/registry.py", "kit/backend.py", "kit/contracts/__init__.py"} <= names
+    core = {str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "kit" / "core").rglob("*.py")}
+    assert core and core <= names, "kit/core ships whole"
+    outside_core = [n for n in names if n.startswith("kit/") and not n.startswith("kit/core/")]
+    assert outside_core == ["kit/__init__.py"]
     assert {"models/shelf-3.onnx", "videos/demo-1.mp4"} <= names
     assert not [
         n for n in names if n.startswith(("kit/package", "kit/deploy", "kit/train", "lambdas"))
@@ -115,8 +118,8 @@ def test_not_a_bundle_is_refused_clearly(tmp_path):
 def test_unpacked_bundle_runs_its_own_code(tmp_path, bundle):
     unpack_bundle(bundle.path, tmp_path / "current")
     script = (
-        "import edge_app, kit, kit.registry, edge_app.config; print(edge_app.__file__); "
-        "print(kit.registry.__file__); print(kit.__path__[0])"
+        "import edge_app, kit, kit.core.registry, edge_app.config; print(edge_app.__file__); "
+        "print(kit.core.registry.__file__); print(kit.__path__[0])"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -176,7 +179,7 @@ def test_import_check_names_heavy_unbundled_and_uninstalled_modules(tmp_path):
         tmp_path,
         {
             "edge_app/__init__.py": "",
-            "edge_app/a.py": "import numpy\nimport yaml\nfrom kit.settings import Settings\n",
+            "edge_app/a.py": "import numpy\nimport yaml\nfrom kit.core.settings import Settings\n",
             "edge_app/b.py": "def f():\n    import torch\n",
             "edge_app/c.py": "import shapely\nfrom kit.train import local\n",
             "edge_app/d.py": (
@@ -185,7 +188,7 @@ def test_import_check_names_heavy_unbundled_and_uninstalled_modules(tmp_path):
                 "def g():\n    import panoramasdk\n"
             ),
             "kit/__init__.py": "",
-            "kit/settings.py": "import json\n",
+            "kit/core/settings.py": "import json\n",
         },
     )
     problems = {

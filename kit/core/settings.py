@@ -16,7 +16,7 @@ Only pydantic and the standard library are imported here (yaml and boto3 lazily)
 and Lambda functions load settings the same way.
 
 Examples:
-    >>> from kit.settings import load_settings
+    >>> from kit.core.settings import load_settings
     >>> s = load_settings(prefix="demo", target="local")
     >>> s.resources.detections_queue
     'demo-detections'
@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kit.contracts.base import PATTERN_HELP, PREFIX_PATTERN, Identifier, contract_error
+from kit.core.contracts.base import PATTERN_HELP, PREFIX_PATTERN, Identifier, contract_error
 
 ENV_PREFIX = "EVK_"
 CONFIG_FILE_NAME = "evk.yaml"

@@ -154,7 +154,7 @@ def parse(contract: type[ContractT], data: Any) -> ContractT:
         ContractError: naming each bad field, its value and what is allowed.
 
     Examples:
-        >>> from kit.contracts import Heartbeat, parse
+        >>> from kit.core.contracts import Heartbeat, parse
         >>> parse(Heartbeat, {"device_id": "d1", "app_version": "0.1.0", "uptime_s": 3})
         ... # doctest: +ELLIPSIS
         Heartbeat(...)

@@ -2,11 +2,11 @@
 
 The description names resources logically (``detections`` queue, ``alerts`` table …) and carries
 what both builders need: keys, TTL attributes, indexes, redrive, triggers. Physical names come
-from :class:`kit.settings.Settings` (``<prefix>-<logical>`` unless overridden).
+from :class:`kit.core.settings.Settings` (``<prefix>-<logical>`` unless overridden).
 
 Examples:
-    >>> from kit.backend import describe_backend
-    >>> from kit.settings import load_settings
+    >>> from kit.core.backend import describe_backend
+    >>> from kit.core.settings import load_settings
     >>> spec = describe_backend(load_settings(prefix="demo"))
     >>> spec.queue("detections").dlq, spec.table("detections").ttl_attribute
     ('demo-detections-dlq', 'expires_at')
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kit.settings import Settings
+from kit.core.settings import Settings
 
 KeyType = Literal["S", "N", "B"]
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, model_validator
 
-from kit.contracts.base import (
+from kit.core.contracts.base import (
     SCHEMA_VERSION,
     Contract,
     Identifier,
@@ -14,7 +14,7 @@ from kit.contracts.base import (
     UtcDatetime,
     utc_now,
 )
-from kit.contracts.model import ModelRef
+from kit.core.contracts.model import ModelRef
 
 AlertState = Literal["OPEN", "ACKED", "RESOLVED"]
 RuleType = Literal["count_below", "count_above", "rising_trend", "ppe_violation", "camera_silent"]

@@ -19,12 +19,12 @@ Examples:
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.backend import describe_backend
-from kit.settings import Settings
+from kit.core.backend import describe_backend
+from kit.core.settings import Settings
 
 API_METHODS: dict[str, tuple[str, ...]] = {
     # DynamoDB (client and Table resource)
@@ -279,31 +279,65 @@ def _referenced_names(node: ast.AST) -> set[str]:
     return names
 
 
+def _imported_modules(module: _Module, modules: dict[str, _Module]) -> set[str]:
+    """The modules among ``modules`` that ``module`` imports anywhere, with their packages."""
+    named = set()
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.Import):
+            named |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            named.add(node.module)
+            named |= {f"{node.module}.{alias.name}" for alias in node.names}
+    found = set()
+    for name in named:
+        parts = name.split(".")
+        found |= {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
+    return found & set(modules)
+
+
+def _import_closure(entry_module: str, modules: dict[str, _Module]) -> list[_Module]:
+    """``entry_module`` and every module it imports, directly or through others."""
+    seen, pending = set(), [entry_module]
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending += _imported_modules(modules[name], modules) - seen
+    return [modules[name] for name in sorted(seen)]
+
+
 def reachable_calls(
-    package_dir: Path,
+    package_dirs: Path | Sequence[Path],
     entry: str,
     *,
     repo_root: Path | None = None,
 ) -> list[AwsCall]:
     """AWS calls of the code reachable from ``entry`` (``lambdas.processor.handler.handler``).
 
+    ``package_dirs`` is every folder the deployed code holds (for a Lambda function: ``lambdas``
+    and ``kit/core``), so calls made in a shared module count for the function that reaches them.
+
     Reachability goes by name: a function or method is reached when a reached piece of code
-    mentions its name (calls it, passes it, reads it as an attribute). That over-approximates
-    (two methods with one name are both reached) but never misses a call made by name. The entry
-    module's decorated functions (routes, exception handlers) and every reached module's
-    top-level statements are reached too.
+    mentions its name (calls it, passes it, reads it as an attribute) and its module is one the
+    entry's module imports, directly or not (imports inside functions included). That
+    over-approximates (two methods with one name are both reached) but never misses a call made
+    by name. The entry module's decorated functions (routes, exception handlers) and every
+    reached module's top-level statements are reached too.
 
     Raises:
-        ValueError: ``entry`` is not a function defined in ``package_dir``.
+        ValueError: ``entry`` is not a function defined in ``package_dirs``.
     """
-    repo_root = repo_root or package_dir.parent
-    modules = _load_modules(package_dir, repo_root)
+    dirs = [package_dirs] if isinstance(package_dirs, Path) else list(package_dirs)
+    repo_root = repo_root or dirs[0].parent
+    modules: dict[str, _Module] = {}
+    for package_dir in dirs:
+        modules.update(_load_modules(package_dir, repo_root))
     module_name, _, function_name = entry.rpartition(".")
     if module_name not in modules:
-        raise ValueError(f"entry {entry!r}: no module {module_name} under {package_dir}")
+        raise ValueError(f"entry {entry!r}: no module {module_name} under {dirs}")
     functions: dict[str, list[tuple[_Module, ast.AST]]] = {}
     classes: dict[str, list[tuple[_Module, ast.ClassDef]]] = {}
-    for module in modules.values():
+    for module in _import_closure(module_name, modules):
         for node in ast.walk(module.tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 functions.setdefault(node.name, []).append((module, node))

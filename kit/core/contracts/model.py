@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from kit.contracts.base import (
+from kit.core.contracts.base import (
     ALIAS_PATTERN,
     SCHEMA_VERSION,
     ClassName,

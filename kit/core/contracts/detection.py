@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
 
-from kit.contracts.base import (
+from kit.core.contracts.base import (
     SCHEMA_VERSION,
     ClassName,
     Contract,
@@ -15,7 +15,7 @@ from kit.contracts.base import (
     SchemaVersion,
     UtcDatetime,
 )
-from kit.contracts.model import ModelRef
+from kit.core.contracts.model import ModelRef
 
 
 def new_payload_id() -> str:
@@ -70,7 +70,7 @@ class DetectionPayload(Contract):
     ``line_counts`` are cumulative in/out crossings per line.
 
     Examples:
-        >>> from kit.contracts import DetectionPayload, parse
+        >>> from kit.core.contracts import DetectionPayload, parse
         >>> p = parse(DetectionPayload, {
         ...     "device_id": "demo-1", "camera_id": "shelf-1",
         ...     "model": {"name": "shelf", "version": 1},

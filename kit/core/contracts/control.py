@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from kit.contracts.base import (
+from kit.core.contracts.base import (
     SCHEMA_VERSION,
     ClassName,
     Contract,
@@ -20,7 +20,7 @@ from kit.contracts.base import (
     UtcDatetime,
     utc_now,
 )
-from kit.contracts.model import ModelRef
+from kit.core.contracts.model import ModelRef
 
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
 """(x, y) normalised to the frame: (0, 0) top-left, (1, 1) bottom-right."""
@@ -184,7 +184,7 @@ class ControlConfig(Contract):
     ``revision`` increases by one on every change; edge devices compare it to apply changes.
 
     Examples:
-        >>> from kit.contracts import ControlConfig, parse
+        >>> from kit.core.contracts import ControlConfig, parse
         >>> cfg = parse(ControlConfig, {
         ...     "defaults": {"refresh_s": 5},
         ...     "cameras": {"shelf-1": {"model": {"name": "shelf", "version": 1},
@@ -217,6 +217,16 @@ class ControlConfig(Contract):
         merged = self.defaults.model_dump(mode="json")
         merged.update(overrides.model_dump(mode="json", exclude_none=True))
         return CameraSettings.model_validate(merged)
+
+    def model_refs(self) -> list[tuple[str, ModelRef]]:
+        """Every model the config names, with where: ``defaults.model`` or ``cameras.<id>.model``."""
+        refs = []
+        if self.defaults.model is not None:
+            refs.append(("defaults.model", self.defaults.model))
+        for camera_id, overrides in sorted(self.cameras.items()):
+            if overrides.model is not None:
+                refs.append((f"cameras.{camera_id}.model", overrides.model))
+        return refs
 
 
 def _check_unique(what: str, names: list[str]) -> None:

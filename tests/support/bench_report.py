@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 
 
 def machine_line(extra: str = "") -> str:

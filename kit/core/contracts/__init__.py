@@ -4,7 +4,7 @@ Defined once, versioned (``schema_version``), validated at every boundary with :
 Only pydantic is imported here, so edge devices and Lambda functions can carry this package.
 
 Examples:
-    >>> from kit.contracts import EdgeMessage, parse_edge_message
+    >>> from kit.core.contracts import EdgeMessage, parse_edge_message
     >>> msg = parse_edge_message('{"kind": "heartbeat", "device_id": "d1", "app_version": "1", "uptime_s": 1}')
     >>> msg.kind
     'heartbeat'
@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from kit.contracts.base import (
+from kit.core.contracts.base import (
     SCHEMA_VERSION,
     Contract,
     ContractError,
@@ -26,7 +26,7 @@ from kit.contracts.base import (
     parse,
     utc_now,
 )
-from kit.contracts.control import (
+from kit.core.contracts.control import (
     RULE_TYPES,
     CameraOverrides,
     CameraSettings,
@@ -40,7 +40,7 @@ from kit.contracts.control import (
     Rule,
     ZoneSpec,
 )
-from kit.contracts.detection import (
+from kit.core.contracts.detection import (
     Box,
     Detection,
     DetectionPayload,
@@ -48,8 +48,8 @@ from kit.contracts.detection import (
     LineCount,
     new_payload_id,
 )
-from kit.contracts.health import Alert, CameraHealth, DroppedCounts, Heartbeat
-from kit.contracts.model import ModelArtifact, ModelMetadata, ModelRef
+from kit.core.contracts.health import Alert, CameraHealth, DroppedCounts, Heartbeat
+from kit.core.contracts.model import ModelArtifact, ModelMetadata, ModelRef
 
 EdgeMessage = Annotated[DetectionPayload | Heartbeat, Field(discriminator="kind")]
 """What an edge device puts on the detections queue: a payload or a heartbeat (by ``kind``)."""
