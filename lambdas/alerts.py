@@ -6,7 +6,7 @@ Per camera and rule the backend keeps a :class:`RuleState` (in the cameras table
 - when the previous alert was resolved (for the cooldown);
 - an *outbox*: alerts whose record and notification are still to be written/sent.
 
-Transitions, for a rule evaluated at time ``at`` (:func:`next_state`):
+Transitions, for a rule evaluated at time ``at`` (a :class:`RuleOutcome`; :func:`next_state`):
 
 =================  ===========================================  ==============================
 current alert      evaluation                                   result
@@ -31,10 +31,12 @@ twice when a crash falls between publishing and clearing the outbox.
 Examples:
     >>> from datetime import UTC, datetime
     >>> from kit.core.contracts import CountBelowRule
-    >>> from lambdas.rules import Evaluation
-    >>> rule = CountBelowRule(class_name="bottle", threshold=3)
-    >>> state = next_state(RuleState(), rule=rule, evaluation=Evaluation(True, 1, 3, "low"),
-    ...     at=datetime(2026, 1, 31, tzinfo=UTC), camera_id="shelf-1", token="p1")
+    >>> from kit.core.rules import Evaluation
+    >>> outcome = RuleOutcome(camera_id="shelf-1",
+    ...     rule=CountBelowRule(class_name="bottle", threshold=3),
+    ...     evaluation=Evaluation(True, 1, 3, "low"), at=datetime(2026, 1, 31, tzinfo=UTC),
+    ...     token="p1")
+    >>> state = next_state(RuleState(), outcome)
     >>> state.alert.state, len(state.outbox)
     ('OPEN', 1)
 """
@@ -45,11 +47,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from kit.core.contracts import Alert
+from kit.core.contracts import Alert, Rule
+from kit.core.rules import Evaluation
 from kit.core.timefmt import parse_stamp, stamp
-from lambdas.rules import Evaluation
 
 SUBJECT_MAX = 100
 """SNS rejects longer subjects."""
@@ -87,6 +89,32 @@ class RuleState:
         )
 
 
+@dataclass(frozen=True)
+class RuleOutcome:
+    """One rule evaluated on one camera at one moment: what moves the rule's state on.
+
+    Attributes:
+        camera_id: the camera judged.
+        rule: the rule evaluated.
+        evaluation: what it found.
+        at: the moment judged (the payload's capture time, or the scheduled check's time).
+        token: what identifies this breach (the payload id, or the silent-since time); the same
+            breach always gets the same alert id.
+        device_id: the camera's device, recorded in an alert it opens.
+        frame_key: the frame to link in a notification (the payload's, or the camera's latest).
+        payload_id: the payload judged (for a scheduled check: the camera's newest).
+    """
+
+    camera_id: str
+    rule: Rule
+    evaluation: Evaluation
+    at: datetime
+    token: str
+    device_id: str | None = None
+    frame_key: str | None = None
+    payload_id: str | None = None
+
+
 def alert_id_for(camera_id: str, rule_key: str, token: str, at: datetime) -> str:
     """A deterministic alert id: the same breach (camera, rule, ``token``) always gets the same one.
 
@@ -97,22 +125,12 @@ def alert_id_for(camera_id: str, rule_key: str, token: str, at: datetime) -> str
     return f"{at.strftime('%Y%m%dT%H%M%SZ')}-{digest}"
 
 
-def next_state(
-    state: RuleState,
-    *,
-    rule: Any,
-    evaluation: Evaluation,
-    at: datetime,
-    camera_id: str,
-    token: str,
-    device_id: str | None = None,
-    frame_key: str | None = None,
-    payload_id: str | None = None,
-) -> RuleState:
-    """The rule state after ``evaluation`` at ``at`` (see the module's table); pure.
+def next_state(state: RuleState, outcome: RuleOutcome) -> RuleState:
+    """The rule state after ``outcome`` (see the module's table); pure.
 
     Returns ``state`` itself when nothing changes, so callers can skip the write.
     """
+    rule, evaluation, at = outcome.rule, outcome.evaluation, outcome.at
     if state.alert is None:
         if not evaluation.breached:
             return state
@@ -121,9 +139,9 @@ def next_state(
             if since_resolve < rule.cooldown_s:
                 return state
         alert = Alert(
-            alert_id=alert_id_for(camera_id, rule.key, token, at),
-            device_id=device_id,
-            camera_id=camera_id,
+            alert_id=alert_id_for(outcome.camera_id, rule.key, outcome.token, at),
+            device_id=outcome.device_id,
+            camera_id=outcome.camera_id,
             rule=rule.key,
             rule_type=rule.type,
             state="OPEN",
@@ -132,8 +150,8 @@ def next_state(
             message=evaluation.summary,
             opened_at=at,
             updated_at=at,
-            frame_key=frame_key,
-            payload_id=payload_id,
+            frame_key=outcome.frame_key,
+            payload_id=outcome.payload_id,
         )
         return replace(state, alert=alert, outbox=(*state.outbox, alert))
     if evaluation.breached:
@@ -146,7 +164,7 @@ def next_state(
             "updated_at": resolved_at,
             "value": evaluation.value,
             "message": evaluation.summary,
-            "frame_key": frame_key or state.alert.frame_key,
+            "frame_key": outcome.frame_key or state.alert.frame_key,
         }
     )
     return RuleState(alert=None, last_resolved_at=resolved_at, outbox=(*state.outbox, resolved))
@@ -218,8 +236,6 @@ class AppliedTransition:
     rule: str
     sent: list[tuple[str, str]] = field(default_factory=list)
     """(alert_id, state) of each alert written and notified."""
-    conflict: bool = False
-    """The rule state changed underneath (a concurrent evaluation); nothing was written."""
 
 
 class StateConflictError(RuntimeError):
@@ -233,51 +249,30 @@ class AlertDesk:
         self.store = store
         self.notifier = notifier
 
-    def apply(
-        self,
-        *,
-        camera_id: str,
-        rule: Any,
-        evaluation: Evaluation,
-        at: datetime,
-        stored_state: str | None,
-        token: str,
-        device_id: str | None = None,
-        frame_key: str | None = None,
-        payload_id: str | None = None,
-    ) -> AppliedTransition:
-        """Move one rule's state on; write, notify and clear the outbox.
+    def apply(self, outcome: RuleOutcome, stored_state: str | None) -> AppliedTransition:
+        """Move one rule's state on by ``outcome``; write, notify and clear the outbox.
 
         Args:
+            outcome: the rule's evaluation on its camera.
             stored_state: the rule state's JSON as read (None: never stored).
-            token: what identifies this breach (the payload id, or the silent-since time).
 
         Raises:
             StateConflictError: another evaluation changed the rule state first.
         """
-        result = AppliedTransition(camera_id, rule.key)
+        camera_id, rule_key = outcome.camera_id, outcome.rule.key
+        result = AppliedTransition(camera_id, rule_key)
         state = RuleState.from_json(stored_state)
-        new = next_state(
-            state,
-            rule=rule,
-            evaluation=evaluation,
-            at=at,
-            camera_id=camera_id,
-            token=token,
-            device_id=device_id,
-            frame_key=frame_key,
-            payload_id=payload_id,
-        )
+        new = next_state(state, outcome)
         current_json = stored_state
         if new is not state:
             new_json = new.to_json()
-            if not self.store.replace_rule_state(camera_id, rule.key, new_json, stored_state):
+            if not self.store.replace_rule_state(camera_id, rule_key, new_json, stored_state):
                 raise StateConflictError(
-                    f"rule {rule.key!r} of camera {camera_id!r} changed while it was evaluated"
+                    f"rule {rule_key!r} of camera {camera_id!r} changed while it was evaluated"
                 )
             current_json = new_json
         if new.outbox:
-            result.sent = self._flush(camera_id, rule.key, new, current_json)
+            result.sent = self._flush(camera_id, rule_key, new, current_json)
         return result
 
     def _flush(

@@ -22,8 +22,9 @@ from typing import Any
 
 from kit.core.contracts import ControlConfig
 from kit.core.timefmt import stamp
-from lambdas.alerts import StateConflictError
-from lambdas.rules import evaluate_silence
+from lambdas.alerts import RuleOutcome, StateConflictError
+from lambdas.rules import evaluate_on_schedule
+from lambdas.runtime import Services
 from lambdas.store import CameraRecord, DeviceRecord
 
 DEVICE_OFFLINE_AFTER_S = 60
@@ -77,9 +78,10 @@ def describe_device(device: DeviceRecord, now: datetime) -> dict[str, Any]:
 
 
 def check_silent_cameras(
-    backend: Any, config: ControlConfig, cameras: list[CameraRecord], now: datetime
+    services: Services, config: ControlConfig, cameras: list[CameraRecord], now: datetime
 ) -> list[dict[str, str]]:
-    """Evaluate every enabled ``camera_silent`` rule at ``now``; apply the alert state machine.
+    """Evaluate every enabled rule a scheduled check judges (``camera_silent``) at ``now``; apply
+    the alert state machine.
 
     A camera never seen is not judged (it has no last payload to be silent since).
 
@@ -90,25 +92,22 @@ def check_silent_cameras(
     for camera in cameras:
         if camera.last_seen is None:
             continue
-        settings = config.for_camera(camera.camera_id)
-        for rule in settings.rules:
-            if rule.type != "camera_silent" or not rule.enabled:
-                continue
-            evaluation = evaluate_silence(
-                rule, last_seen=camera.last_seen, now=now, refresh_s=settings.refresh_s
+        camera_settings = config.for_camera(camera.camera_id)
+        for rule, evaluation in evaluate_on_schedule(
+            camera_settings, last_seen=camera.last_seen, now=now
+        ):
+            outcome = RuleOutcome(
+                camera_id=camera.camera_id,
+                rule=rule,
+                evaluation=evaluation,
+                at=now,
+                token=f"silent-since-{stamp(camera.last_seen)}",
+                device_id=camera.device_id,
+                frame_key=camera.frame_key,
+                payload_id=camera.last_payload_id,
             )
             try:
-                applied = backend.alerts.apply(
-                    camera_id=camera.camera_id,
-                    rule=rule,
-                    evaluation=evaluation,
-                    at=now,
-                    stored_state=camera.rules.get(rule.key),
-                    token=f"silent-since-{stamp(camera.last_seen)}",
-                    device_id=camera.device_id,
-                    frame_key=camera.frame_key,
-                    payload_id=camera.last_payload_id,
-                )
+                applied = services.alerts.apply(outcome, camera.rules.get(rule.key))
             except StateConflictError:
                 # A payload arrived meanwhile and evaluated the rule itself; the next run rechecks.
                 continue
@@ -119,22 +118,22 @@ def check_silent_cameras(
 
 
 def update_device_health(
-    backend: Any, devices: list[DeviceRecord], now: datetime
+    services: Services, devices: list[DeviceRecord], now: datetime
 ) -> dict[str, str]:
     """Store each device's health where it changed (with the time it changed); return the changes."""
     changes = {}
     for device in devices:
         health = device_health(device, now)
         if health != device.health:
-            backend.store.set_device_health(device.device_id, health, now)
+            services.store.set_device_health(device.device_id, health, now)
             changes[device.device_id] = health
     return changes
 
 
-def run_health_check(backend: Any, now: datetime) -> dict[str, Any]:
+def run_health_check(services: Services, now: datetime) -> dict[str, Any]:
     """One scheduled run: silent cameras (alerts) and device health changes."""
-    config = backend.store.get_config()
-    cameras = backend.store.list_cameras()
-    alerts = check_silent_cameras(backend, config, cameras, now)
-    devices = update_device_health(backend, backend.store.list_devices(), now)
+    config = services.store.get_config()
+    cameras = services.store.list_cameras()
+    alerts = check_silent_cameras(services, config, cameras, now)
+    devices = update_device_health(services, services.store.list_devices(), now)
     return {"checked_at": stamp(now), "cameras": len(cameras), "alerts": alerts, "devices": devices}

@@ -1,287 +1,66 @@
-"""Business rules: whether one camera's latest data breaches a rule, and by how much.
+"""When the backend evaluates a camera's rules: on each payload's arrival, and on a schedule.
 
-Pure functions over the contracts, no AWS: each returns an :class:`Evaluation` (breached or not,
-the measured value, the threshold it was compared with, a readable summary). The alert state
-machine (:mod:`lambdas.alerts`) decides what a breach means over time.
+What a rule means is defined once, for the device and the cloud alike, in :mod:`kit.core.rules`
+(each rule contract evaluates itself: ``rule.evaluate(observation)``). This module decides what
+the backend shows the rules:
 
-Definitions (the contract docstrings in :mod:`kit.core.contracts.control` say the same):
+- a payload's arrival, when it is the camera's newest (:func:`evaluate_payload`): every enabled
+  rule is evaluated on it, with the camera's latest stored counts (as many as
+  :func:`history_needed` says, for ``rising_trend``); ``camera_silent`` comes back as not
+  breached, since a payload just arrived;
+- a scheduled check (:func:`evaluate_on_schedule`): the enabled rules that judge time rather
+  than a payload (``camera_silent``), at the check's time.
 
-- ``count_below``: breached while ``count < threshold``; ``count`` is the payload's count of
-  ``class_name`` in ``zone`` (``zone_counts``) or in the whole frame (``counts``); absent = 0.
-- ``count_above``: breached while ``count > threshold``.
-- ``rising_trend``: take the camera's latest ``window`` payloads (newest included), keep those
-  captured at most ``max_age_s`` before the newest; with fewer than ``min_points`` left it is not
-  breached. Fit ``count = a + slope * t`` by least squares, ``t`` in minutes; breached when
-  ``slope >= min_slope_per_min`` and the newest count is above the oldest kept one.
-  Value = slope (objects/minute), threshold = ``min_slope_per_min``.
-- ``ppe_violation``: a person is a ``person_class`` detection with confidence >=
-  ``min_confidence`` (and, with ``zone``, standing in the zone by the device's own zone test,
-  :func:`kit.core.geometry.boxes_in_zone`: the bottom-centre point, inside or on the boundary).
-  Its head region is the top ``head_fraction`` of its box. A helmet (a ``helmet_class``
-  detection with confidence >= ``min_confidence``) covers it when at least ``min_overlap`` of the
-  helmet box's area lies inside the head region. Value = persons not covered; breached when > 0.
-- ``camera_silent``: breached when the newest payload was captured more than
-  ``factor x refresh_s`` seconds before now (the scheduled health check evaluates it; a payload's
-  arrival evaluates it as not breached).
+The alert state machine (:mod:`lambdas.alerts`) decides what a breach means over time.
 
 Examples:
-    >>> from kit.core.contracts import CountBelowRule
-    >>> rule = CountBelowRule(class_name="bottle", threshold=3)
-    >>> evaluate_count(rule, count=1).breached
-    True
+    >>> from datetime import UTC, datetime
+    >>> from kit.core.contracts import CameraSettings, parse
+    >>> settings = parse(CameraSettings, {"refresh_s": 5, "rules": [{"type": "camera_silent"}]})
+    >>> [(rule.key, e.breached) for rule, e in evaluate_on_schedule(settings,
+    ...     last_seen=datetime(2026, 1, 31, 12, tzinfo=UTC),
+    ...     now=datetime(2026, 1, 31, 12, 1, tzinfo=UTC))]
+    [('camera_silent', True)]
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-from kit.core.contracts import (
-    CameraSettings,
-    CameraSilentRule,
-    CountAboveRule,
-    CountBelowRule,
-    Detection,
-    DetectionPayload,
-    PpeViolationRule,
-    RisingTrendRule,
-    ZoneSpec,
-)
-from kit.core.geometry import boxes_in_zone
-
-PAYLOAD_RULE_TYPES = ("count_below", "count_above", "rising_trend", "ppe_violation")
-"""Rules evaluated on each payload; ``camera_silent`` is evaluated by the scheduled check."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """The outcome of one rule on one camera at one moment.
-
-    Attributes:
-        breached: whether the rule's condition holds.
-        value: what was measured (a count, a slope, persons without helmet, seconds of silence).
-        threshold: what it was compared with.
-        summary: one readable line, e.g. ``"bottle count 1 is below 3"``.
-    """
-
-    breached: bool
-    value: float
-    threshold: float
-    summary: str
-
-
-@dataclass(frozen=True)
-class CountSample:
-    """The counts of one stored payload, for trend rules."""
-
-    captured_at: datetime
-    counts: dict[str, int]
-    zone_counts: dict[str, dict[str, int]]
-
-    def count(self, class_name: str, zone: str | None) -> int:
-        if zone is None:
-            return self.counts.get(class_name, 0)
-        return self.zone_counts.get(zone, {}).get(class_name, 0)
-
-    @classmethod
-    def from_payload(cls, payload: DetectionPayload) -> CountSample:
-        return cls(payload.captured_at, dict(payload.counts), dict(payload.zone_counts))
-
-
-def _where(zone: str | None) -> str:
-    return f" in zone {zone}" if zone else ""
-
-
-def evaluate_count(rule: CountBelowRule | CountAboveRule, count: int) -> Evaluation:
-    """``count_below`` / ``count_above`` for one measured count."""
-    where = _where(rule.zone)
-    if rule.type == "count_below":
-        breached = count < rule.threshold
-        relation = "is below" if breached else "is not below"
-    else:
-        breached = count > rule.threshold
-        relation = "is above" if breached else "is not above"
-    summary = f"{rule.class_name} count{where} {count} {relation} {rule.threshold}"
-    return Evaluation(breached, float(count), float(rule.threshold), summary)
-
-
-def least_squares_slope(points: Sequence[tuple[float, float]]) -> float | None:
-    """Slope of the least-squares line through ``(x, y)`` points; None when x does not vary.
-
-    Examples:
-        >>> least_squares_slope([(0, 1), (1, 3), (2, 5)])
-        2.0
-    """
-    n = len(points)
-    if n < 2:
-        return None
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    spread = sum((x - mean_x) ** 2 for x, _ in points)
-    if spread <= 1e-12:
-        return None
-    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
-
-
-def evaluate_rising_trend(rule: RisingTrendRule, samples: Sequence[CountSample]) -> Evaluation:
-    """``rising_trend`` over a camera's latest samples (any order; the newest ``window`` are used)."""
-    latest = sorted(samples, key=lambda s: s.captured_at)[-rule.window :]
-    if latest:
-        newest = latest[-1].captured_at
-        latest = [s for s in latest if (newest - s.captured_at).total_seconds() <= rule.max_age_s]
-    what = f"{rule.class_name} count{_where(rule.zone)}"
-    if len(latest) < rule.min_points:
-        return Evaluation(
-            False,
-            0.0,
-            rule.min_slope_per_min,
-            f"{what}: {len(latest)} of the {rule.min_points} payloads a trend needs",
-        )
-    start = latest[0].captured_at
-    points = [
-        ((s.captured_at - start).total_seconds() / 60.0, float(s.count(rule.class_name, rule.zone)))
-        for s in latest
-    ]
-    slope = least_squares_slope(points)
-    if slope is None:
-        return Evaluation(False, 0.0, rule.min_slope_per_min, f"{what}: no time spread to fit")
-    first, last = points[0][1], points[-1][1]
-    breached = slope >= rule.min_slope_per_min and last > first
-    trend = "rising" if breached else "not rising"
-    summary = (
-        f"{what} {trend}: {slope:+.2f}/min over {len(points)} payloads "
-        f"({first:g} -> {last:g}; alert at >= {rule.min_slope_per_min:g}/min)"
-    )
-    return Evaluation(breached, round(slope, 4), rule.min_slope_per_min, summary)
-
-
-Rect = tuple[float, float, float, float]
-
-
-def head_region(box: Rect, head_fraction: float) -> Rect:
-    """The top ``head_fraction`` of an ``(x1, y1, x2, y2)`` box."""
-    x1, y1, x2, y2 = box
-    return (x1, y1, x2, y1 + head_fraction * (y2 - y1))
-
-
-def inside_fraction(inner: Rect, region: Rect) -> float:
-    """The share of ``inner``'s area that lies inside ``region`` (0 for a box without area)."""
-    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
-    if area <= 0:
-        return 0.0
-    width = min(inner[2], region[2]) - max(inner[0], region[0])
-    height = min(inner[3], region[3]) - max(inner[1], region[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    return width * height / area
-
-
-def persons_in_scope(
-    rule: PpeViolationRule, payload: DetectionPayload, zones: Sequence[ZoneSpec] = ()
-) -> list[Detection]:
-    """The detections the PPE rule judges: confident persons, standing in the rule's zone if it
-    names one (:func:`kit.core.geometry.boxes_in_zone`, the device's zone test)."""
-    persons = [
-        d
-        for d in payload.detections
-        if d.class_name == rule.person_class and d.confidence >= rule.min_confidence
-    ]
-    if rule.zone is None or not persons:
-        return persons
-    polygon = next((z.polygon for z in zones if z.name == rule.zone), None)
-    if polygon is None:
-        raise ValueError(
-            f"rule {rule.key!r} refers to zone {rule.zone!r}; zones: {[z.name for z in zones]}"
-        )
-    inside = boxes_in_zone(
-        [_rect(d) for d in persons],
-        polygon,
-        frame_wh=(payload.frame.width, payload.frame.height),
-    )
-    return [person for person, keep in zip(persons, inside, strict=True) if keep]
-
-
-def _rect(detection: Detection) -> Rect:
-    return (detection.box.x1, detection.box.y1, detection.box.x2, detection.box.y2)
-
-
-def evaluate_ppe(
-    rule: PpeViolationRule, payload: DetectionPayload, zones: Sequence[ZoneSpec] = ()
-) -> Evaluation:
-    """``ppe_violation`` on one payload's detections (see the module docstring)."""
-    persons = [_rect(d) for d in persons_in_scope(rule, payload, zones)]
-    helmets = [
-        _rect(d)
-        for d in payload.detections
-        if d.class_name == rule.helmet_class and d.confidence >= rule.min_confidence
-    ]
-    unprotected = sum(
-        1
-        for person in persons
-        if not any(
-            inside_fraction(helmet, head_region(person, rule.head_fraction)) >= rule.min_overlap
-            for helmet in helmets
-        )
-    )
-    summary = (
-        f"{unprotected} of {len(persons)} {rule.person_class}{_where(rule.zone)} "
-        f"without {rule.helmet_class}"
-    )
-    return Evaluation(unprotected > 0, float(unprotected), 0.0, summary)
-
-
-def evaluate_silence(
-    rule: CameraSilentRule, *, last_seen: datetime, now: datetime, refresh_s: int
-) -> Evaluation:
-    """``camera_silent``: seconds since the newest payload against ``factor x refresh_s``."""
-    silence = max(0.0, (now - last_seen).total_seconds())
-    limit = rule.factor * refresh_s
-    breached = silence > limit
-    state = "silent" if breached else "sending"
-    summary = f"camera {state}: last payload {silence:.0f} s ago (limit {limit:g} s)"
-    return Evaluation(breached, round(silence, 3), limit, summary)
+from kit.core.contracts import CameraSettings, DetectionPayload, Rule
+from kit.core.rules import CountSample, Evaluation, Observation
 
 
 def evaluate_payload(
     settings: CameraSettings, payload: DetectionPayload, history: Sequence[CountSample] = ()
-) -> list[tuple[object, Evaluation]]:
+) -> list[tuple[Rule, Evaluation]]:
     """Every enabled rule of ``settings`` evaluated on ``payload``, as (rule, evaluation) pairs.
 
     Args:
         settings: the camera's resolved settings (:meth:`ControlConfig.for_camera`).
         payload: the camera's newest payload.
-        history: the camera's latest stored samples (for ``rising_trend``; the payload itself
-            is added when missing).
-
-    ``camera_silent`` rules come back as not breached: a payload just arrived.
+        history: the camera's latest stored samples (the payload itself is added when missing).
     """
-    results: list[tuple[object, Evaluation]] = []
-    for rule in settings.rules:
-        if not rule.enabled:
-            continue
-        if rule.type in ("count_below", "count_above"):
-            evaluation = evaluate_count(rule, payload.count(rule.class_name, rule.zone))
-        elif rule.type == "rising_trend":
-            samples = list(history)
-            if not any(s.captured_at == payload.captured_at for s in samples):
-                samples.append(CountSample.from_payload(payload))
-            evaluation = evaluate_rising_trend(rule, samples)
-        elif rule.type == "ppe_violation":
-            evaluation = evaluate_ppe(rule, payload, settings.zones)
-        else:
-            evaluation = evaluate_silence(
-                rule,
-                last_seen=payload.captured_at,
-                now=payload.captured_at,
-                refresh_s=settings.refresh_s,
-            )
-        results.append((rule, evaluation))
-    return results
+    observation = Observation.of_payload(payload, settings, history)
+    return [(rule, rule.evaluate(observation)) for rule in settings.rules if rule.enabled]
 
 
-def trend_window(settings: CameraSettings) -> int:
-    """How many latest payloads the camera's enabled trend rules need (0: none)."""
-    return max(
-        (r.window for r in settings.rules if r.enabled and r.type == "rising_trend"), default=0
+def evaluate_on_schedule(
+    settings: CameraSettings, *, last_seen: datetime, now: datetime
+) -> list[tuple[Rule, Evaluation]]:
+    """The enabled rules a scheduled check judges, evaluated at ``now`` for a camera last seen at
+    ``last_seen``, as (rule, evaluation) pairs."""
+    observation = Observation.of_schedule(
+        now=now, last_seen=last_seen, refresh_s=settings.refresh_s
     )
+    return [
+        (rule, rule.evaluate(observation))
+        for rule in settings.rules
+        if rule.enabled and rule.on_schedule
+    ]
+
+
+def history_needed(settings: CameraSettings) -> int:
+    """How many of the camera's latest payloads its enabled rules judge (0: the newest alone)."""
+    return max((rule.history_needed for rule in settings.rules if rule.enabled), default=0)

@@ -1,15 +1,15 @@
 """What the handlers talk to, built once per Lambda container (or local runner) from the settings.
 
 A Lambda reads its settings like everything else in the kit (:func:`kit.core.settings.load_settings`,
-``EVK_*`` environment variables set by ``infra/`` or by the local runner). :func:`backend` builds
-the clients and services on first use and keeps them for the container's life;
-:func:`use_settings` replaces them (the local runner and the tests point the handlers at a
-given backend this way).
+``EVK_*`` environment variables set by ``infra/`` or by the local runner). :func:`services`
+builds the :class:`Services` (clients, store, alert desk, idempotency layer) on first use and
+keeps them for the container's life; :func:`use_settings` replaces them (the local runner and the
+tests point the handlers at a given backend this way).
 
 Examples:
     >>> from lambdas import runtime
     >>> runtime.use_settings(settings)      # doctest: +SKIP
-    >>> runtime.backend().store.get_config().revision   # doctest: +SKIP
+    >>> runtime.services().store.get_config().revision   # doctest: +SKIP
     0
 """
 
@@ -26,7 +26,6 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.config import Config
 
-from kit.core.backend import describe_backend
 from kit.core.contracts import Alert
 from kit.core.settings import Settings, load_settings
 from lambdas.alerts import AlertDesk, render_body, render_subject
@@ -87,12 +86,12 @@ class SnsNotifier:
         return response["MessageId"]
 
 
-class Backend:
-    """Clients, the store, the alert desk and the idempotency layer for one settings object."""
+class Services:
+    """What the handlers use, for one settings object: the AWS clients, the store, the alert desk
+    and the idempotency layer."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.spec = describe_backend(settings)
         self.dynamodb = settings.client("dynamodb")
         self.s3 = settings.client("s3", config=Config(signature_version="s3v4"))
         self.sns = settings.client("sns")
@@ -149,21 +148,21 @@ class Backend:
 
 
 _lock = threading.Lock()
-_current: Backend | None = None
+_current: Services | None = None
 
 
-def backend() -> Backend:
-    """The process's backend, built from :func:`kit.core.settings.load_settings` on first use."""
+def services() -> Services:
+    """The process's services, built from :func:`kit.core.settings.load_settings` on first use."""
     global _current
     with _lock:
         if _current is None:
-            _current = Backend(load_settings())
+            _current = Services(load_settings())
         return _current
 
 
-def use_settings(settings: Settings) -> Backend:
-    """Point every handler in this process at ``settings``' backend; return it."""
+def use_settings(settings: Settings) -> Services:
+    """Point every handler in this process at ``settings``' backend; return its services."""
     global _current
     with _lock:
-        _current = Backend(settings)
+        _current = Services(settings)
         return _current

@@ -30,6 +30,7 @@ import binascii
 import json
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,9 +39,9 @@ from botocore.exceptions import ClientError
 
 from kit.core.config_record import CONFIG_KEY, decode_config_item, encode_config_item
 from kit.core.contracts import Alert, ControlConfig, DetectionPayload, Heartbeat
+from kit.core.rules import CountSample
 from kit.core.settings import ResourceNames
 from kit.core.timefmt import epoch_s, parse_stamp, stamp
-from lambdas.rules import CountSample
 
 INLINE_PAYLOAD_MAX = 100_000
 """Payload JSON longer than this is stored zlib-compressed (``payload_z``): DynamoDB items are
@@ -184,8 +185,37 @@ def decode_cursor(cursor: str | None, key_names: set[str]) -> dict[str, Any] | N
     return key
 
 
-def _conditional_failed(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+@dataclass(frozen=True)
+class _ConditionalWrite:
+    """What a write made on a condition did.
+
+    Attributes:
+        done: the condition held and the write was made.
+        response: when done, the write's response (``Attributes``: what ``ReturnValues`` asked
+            for); when not, the error's (``Item``: the item as it is, when the write asked for
+            ``ReturnValuesOnConditionCheckFailure="ALL_OLD"`` and the item exists).
+    """
+
+    done: bool
+    response: dict[str, Any]
+
+
+def _conditionally(write: Callable[[], dict[str, Any]]) -> _ConditionalWrite:
+    """Make one conditional write; a condition that does not hold is an outcome, not an error.
+
+    ``write`` makes the client call (``lambda: client.update_item(..., ConditionExpression=...)``),
+    so each call stays written out with its table: the IAM check reads them from the source.
+
+    Raises:
+        ClientError: any failure but the condition's.
+    """
+    try:
+        response = write()
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return _ConditionalWrite(False, dict(error.response))
+    return _ConditionalWrite(True, response)
 
 
 ALERT_INDEXES = {
@@ -330,8 +360,8 @@ class Store:
         if payload.frame_key:
             sets += ["frame_key = :frame", "frame_at = :seen"]
             values[":frame"] = {"S": payload.frame_key}
-        try:
-            response = self.client.update_item(
+        written = _conditionally(
+            lambda: self.client.update_item(
                 TableName=self.names.cameras_table,
                 Key={"camera_id": {"S": payload.camera_id}},
                 UpdateExpression="SET " + ", ".join(sets),
@@ -340,11 +370,8 @@ class Store:
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return None
-            raise
-        return self._camera(response["Attributes"])
+        )
+        return self._camera(written.response["Attributes"]) if written.done else None
 
     def replace_rule_state(
         self, camera_id: str, rule_key: str, new: str, expected: str | None
@@ -357,8 +384,8 @@ class Store:
         else:
             condition = "#rules.#rule = :expected"
             values[":expected"] = {"S": expected}
-        try:
-            self.client.update_item(
+        return _conditionally(
+            lambda: self.client.update_item(
                 TableName=self.names.cameras_table,
                 Key={"camera_id": {"S": camera_id}},
                 UpdateExpression="SET #rules.#rule = :new",
@@ -366,11 +393,7 @@ class Store:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        ).done
 
     def get_camera(self, camera_id: str) -> CameraRecord | None:
         item = self.client.get_item(
@@ -408,8 +431,8 @@ class Store:
     # -- devices -------------------------------------------------------------------------------
     def record_heartbeat(self, heartbeat: Heartbeat, received_at: datetime) -> bool:
         """Keep ``heartbeat`` as the device's latest; False when a newer one is already kept."""
-        try:
-            self.client.update_item(
+        return _conditionally(
+            lambda: self.client.update_item(
                 TableName=self.names.devices_table,
                 Key={"device_id": {"S": heartbeat.device_id}},
                 UpdateExpression=(
@@ -424,25 +447,19 @@ class Store:
                     ":version": {"S": heartbeat.app_version},
                 },
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        ).done
 
     def touch_device(self, payload: DetectionPayload) -> None:
         """Note the device's newest payload time (older payloads leave it as it is)."""
-        try:
-            self.client.update_item(
+        _conditionally(
+            lambda: self.client.update_item(
                 TableName=self.names.devices_table,
                 Key={"device_id": {"S": payload.device_id}},
                 UpdateExpression="SET last_payload_at = :at",
                 ConditionExpression="attribute_not_exists(last_payload_at) OR last_payload_at < :at",
                 ExpressionAttributeValues={":at": {"S": stamp(payload.captured_at)}},
             )
-        except ClientError as error:
-            if not _conditional_failed(error):
-                raise
+        )
 
     def list_devices(self) -> list[DeviceRecord]:
         devices = []
@@ -486,8 +503,8 @@ class Store:
 
     def put_config(self, config: ControlConfig, expected_revision: int) -> bool:
         """Store ``config`` if the stored one still has ``expected_revision``; False otherwise."""
-        try:
-            self.client.put_item(
+        return _conditionally(
+            lambda: self.client.put_item(
                 TableName=self.names.config_table,
                 Item=encode_config_item(config),
                 ConditionExpression=(
@@ -496,34 +513,26 @@ class Store:
                 ),
                 ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        ).done
 
     # -- alerts --------------------------------------------------------------------------------
     def create_alert(self, alert: Alert) -> bool:
         """Write a new alert record; False when it already exists (a retried transition)."""
-        try:
-            self.client.put_item(
+        return _conditionally(
+            lambda: self.client.put_item(
                 TableName=self.names.alerts_table,
                 Item=alert_to_item(alert),
                 ConditionExpression="attribute_not_exists(alert_id)",
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        ).done
 
     def resolve_alert(self, resolved: Alert) -> Alert | None:
         """Mark an alert RESOLVED (keeping who acked it); None when its record does not exist."""
         ttl = int(
             (resolved.resolved_at + timedelta(days=RESOLVED_ALERT_RETENTION_DAYS)).timestamp()
         )
-        try:
-            response = self.client.update_item(
+        written = _conditionally(
+            lambda: self.client.update_item(
                 TableName=self.names.alerts_table,
                 Key={"alert_id": {"S": resolved.alert_id}},
                 UpdateExpression=(
@@ -541,15 +550,13 @@ class Store:
                 },
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                self.client.put_item(
-                    TableName=self.names.alerts_table,
-                    Item=alert_to_item(resolved, expires_at=ttl),
-                )
-                return None
-            raise
-        return item_to_alert(response["Attributes"])
+        )
+        if written.done:
+            return item_to_alert(written.response["Attributes"])
+        self.client.put_item(
+            TableName=self.names.alerts_table, Item=alert_to_item(resolved, expires_at=ttl)
+        )
+        return None
 
     def ack_alert(
         self, alert_id: str, *, by: str, at: datetime
@@ -560,8 +567,8 @@ class Store:
             ``(acked, unchanged)``: the ACKED alert, or (None, the alert as it is) when it was not
             OPEN, or (None, None) when no alert has that id.
         """
-        try:
-            response = self.client.update_item(
+        written = _conditionally(
+            lambda: self.client.update_item(
                 TableName=self.names.alerts_table,
                 Key={"alert_id": {"S": alert_id}},
                 UpdateExpression="SET #state = :acked, acked_at = :at, acked_by = :by, updated_at = :at",
@@ -576,12 +583,11 @@ class Store:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                old = error.response.get("Item")
-                return None, (item_to_alert(old) if old else None)
-            raise
-        return item_to_alert(response["Attributes"]), None
+        )
+        if written.done:
+            return item_to_alert(written.response["Attributes"]), None
+        old = written.response.get("Item")
+        return None, (item_to_alert(old) if old else None)
 
     def query_alerts(
         self,
@@ -629,7 +635,14 @@ class Store:
 
     # -- audit ---------------------------------------------------------------------------------
     def write_audit(
-        self, *, entity: str, action: str, who: str, at: datetime, old: Any, new: Any
+        self,
+        *,
+        entity: str,
+        action: str,
+        who: str,
+        at: datetime,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
     ) -> None:
         """Record a change: ``entity`` (e.g. ``config/shelf-1``), who, when, old -> new."""
         self.client.put_item(

@@ -1,7 +1,7 @@
 """Geometry with one meaning on the device and in the cloud: anchors and zones.
 
 The edge app counts objects in a zone (:class:`edge_app.zones.PolygonZone`) and the processor's
-PPE rule keeps the persons standing in a zone (:mod:`lambdas.rules`); both ask
+PPE rule keeps the persons standing in a zone (:mod:`kit.core.rules`); both ask
 :func:`boxes_in_zone`, so an object counts the same in both places:
 
 - a box's **anchor** is a point of the box, bottom centre by default (where an object stands);

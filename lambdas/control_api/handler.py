@@ -89,7 +89,7 @@ def _require_user(
     matched = app.context.get("_route")
     key = f"{matched.method} {matched.openapi_path}" if matched else None
     if key not in PUBLIC_ROUTES:
-        user = user_from_event(app.current_event.raw_event, runtime.backend().settings)
+        user = user_from_event(app.current_event.raw_event, runtime.services().settings)
         app.append_context(user=user)
         logger.append_keys(user=user)
     return next_middleware(app)
@@ -112,7 +112,7 @@ def _if_match() -> int | None:
 
 @route("GET /health")
 def health() -> dict[str, Any]:
-    settings = runtime.backend().settings
+    settings = runtime.services().settings
     return {
         "status": "ok",
         "target": settings.target,
@@ -123,36 +123,36 @@ def health() -> dict[str, Any]:
 
 @route("GET /config")
 def get_config() -> dict[str, Any]:
-    return runtime.backend().store.get_config().model_dump(mode="json")
+    return runtime.services().store.get_config().model_dump(mode="json")
 
 
 @route("PUT /config")
 def put_config() -> dict[str, Any]:
     body = service.json_body(app.current_event.decoded_body)
-    config = service.replace_config(runtime.backend(), body, who=_user(), if_match=_if_match())
+    config = service.replace_config(runtime.services(), body, who=_user(), if_match=_if_match())
     return config.model_dump(mode="json")
 
 
 @route("GET /config/{camera}")
 def get_camera_config(camera: str) -> dict[str, Any]:
     camera_id = params.identifier(camera, "camera")
-    return service.camera_config(runtime.backend(), camera_id)
+    return service.camera_config(runtime.services(), camera_id)
 
 
 @route("PUT /config/{camera}")
 def put_camera_config(camera: str) -> dict[str, Any]:
     camera_id = params.identifier(camera, "camera")
     body = service.json_body(app.current_event.decoded_body)
-    backend = runtime.backend()
-    service.replace_camera(backend, camera_id, body, who=_user(), if_match=_if_match())
-    return service.camera_config(backend, camera_id)
+    services = runtime.services()
+    service.replace_camera(services, camera_id, body, who=_user(), if_match=_if_match())
+    return service.camera_config(services, camera_id)
 
 
 @route("GET /models")
 def get_models() -> dict[str, Any]:
     name = _query().get("name") or None
-    backend = runtime.backend()
-    registry = RegistryReader(backend.s3, backend.settings.resources.bucket)
+    services = runtime.services()
+    registry = RegistryReader(services.s3, services.settings.resources.bucket)
     listing = registry.listing(name)
     if name and not listing.models:
         others = registry.listing().names
@@ -170,13 +170,13 @@ def get_models() -> dict[str, Any]:
 
 @route("GET /cameras")
 def get_cameras() -> dict[str, Any]:
-    return {"items": service.list_cameras(runtime.backend())}
+    return {"items": service.list_cameras(runtime.services())}
 
 
 @route("GET /devices")
 def get_devices() -> dict[str, Any]:
     now = utc_now()
-    devices = runtime.backend().store.list_devices()
+    devices = runtime.services().store.list_devices()
     return {"items": [describe_device(device, now) for device in devices], "time": stamp(now)}
 
 
@@ -189,9 +189,9 @@ def get_detections() -> dict[str, Any]:
         raise ApiError.bad_field("until", query["until"], f"a time after since ({query['since']})")
     limit = params.integer(query, "limit", default=100, low=1, high=1000)
     order = params.choice(query, "order", ("desc", "asc"), "desc")
-    backend = runtime.backend()
-    service.require_camera(backend, camera_id)
-    page = backend.store.query_detections(
+    services = runtime.services()
+    service.require_camera(services, camera_id)
+    page = services.store.query_detections(
         camera_id,
         since=since,
         until=until,
@@ -208,10 +208,10 @@ def get_alerts() -> dict[str, Any]:
     state = params.choice(query, "state", ALERT_STATES, None)
     camera_id = params.identifier(query.get("camera"), "camera", required=False)
     limit = params.integer(query, "limit", default=50, low=1, high=500)
-    backend = runtime.backend()
+    services = runtime.services()
     if camera_id is not None:
-        service.require_camera(backend, camera_id)
-    page = backend.store.query_alerts(
+        service.require_camera(services, camera_id)
+    page = services.store.query_alerts(
         state=state, camera_id=camera_id, limit=limit, cursor=query.get("cursor")
     )
     return {"items": [service.alert_json(a) for a in page.items], "cursor": page.cursor}
@@ -219,13 +219,13 @@ def get_alerts() -> dict[str, Any]:
 
 @route("POST /alerts/{id}/ack")
 def post_ack(id: str) -> dict[str, Any]:  # the route's parameter is named "id"
-    return service.acknowledge(runtime.backend(), id, who=_user())
+    return service.acknowledge(runtime.services(), id, who=_user())
 
 
 @route("GET /frames/latest")
 def get_latest_frame() -> dict[str, Any]:
     camera_id = params.identifier(_query().get("camera"), "camera")
-    return service.latest_frame(runtime.backend(), camera_id, FRAME_URL_EXPIRY_S)
+    return service.latest_frame(runtime.services(), camera_id, FRAME_URL_EXPIRY_S)
 
 
 @logger.inject_lambda_context(

@@ -1,4 +1,4 @@
-"""What the control API's routes do, as plain functions of the backend (testable without events).
+"""What the control API's routes do, as plain functions of the services (testable without events).
 
 Every change is validated with the contracts, checked against the model registry, written with
 an optimistic revision check (409 when someone changed it first) and audited: who, when,
@@ -8,6 +8,7 @@ old -> new.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from kit.core.registry import RegistryReader
 from kit.core.timefmt import stamp
 from lambdas.alerts import RuleState
 from lambdas.control_api.errors import ApiError
-from lambdas.runtime import Backend
+from lambdas.runtime import Services
 from lambdas.store import CameraRecord
 
 
@@ -41,15 +42,15 @@ def json_body(raw: str | None) -> dict[str, Any]:
 
 
 def _save(
-    backend: Backend,
+    services: Services,
     *,
     current: ControlConfig,
     candidate: dict[str, Any],
     who: str,
     entity: str,
     action: str,
-    old: Any,
-    new_of: Any,
+    old: dict[str, Any] | None,
+    new_of: Callable[[ControlConfig], dict[str, Any]],
     now: datetime,
 ) -> ControlConfig:
     values = {
@@ -62,14 +63,14 @@ def _save(
         config = parse(ControlConfig, values)
     except ContractError as error:
         raise ApiError.from_contract(error) from None
-    registry = RegistryReader(backend.s3, backend.settings.resources.bucket)
+    registry = RegistryReader(services.s3, services.settings.resources.bucket)
     problems = registry.unresolvable(config.model_refs())
     if problems:
         lines = "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']})" for p in problems)
         raise ApiError(422, f"unknown model: {lines}", problems=problems)
-    if not backend.store.put_config(config, expected_revision=current.revision):
+    if not services.store.put_config(config, expected_revision=current.revision):
         raise ApiError(409, "the config changed while it was being saved; read it again and retry")
-    backend.store.write_audit(
+    services.store.write_audit(
         entity=entity, action=action, who=who, at=now, old=old, new=new_of(config)
     )
     return config
@@ -88,10 +89,10 @@ def _check_revision(current: ControlConfig, expected: int | None, field: str) ->
 
 
 def replace_config(
-    backend: Backend, body: dict[str, Any], *, who: str, if_match: int | None = None
+    services: Services, body: dict[str, Any], *, who: str, if_match: int | None = None
 ) -> ControlConfig:
     """PUT /config: the whole config; ``revision`` (body or If-Match), when sent, must be current."""
-    current = backend.store.get_config()
+    current = services.store.get_config()
     _check_revision(current, if_match, "If-Match")
     if "revision" in body:
         if not isinstance(body["revision"], int) or isinstance(body["revision"], bool):
@@ -99,7 +100,7 @@ def replace_config(
         _check_revision(current, body["revision"], "revision")
     candidate = {k: v for k, v in body.items() if k not in ("updated_at", "updated_by")}
     return _save(
-        backend,
+        services,
         current=current,
         candidate=candidate,
         who=who,
@@ -112,7 +113,7 @@ def replace_config(
 
 
 def replace_camera(
-    backend: Backend,
+    services: Services,
     camera_id: str,
     body: dict[str, Any],
     *,
@@ -124,13 +125,13 @@ def replace_camera(
         overrides = parse(CameraOverrides, body)
     except ContractError as error:
         raise ApiError.from_contract(error) from None
-    current = backend.store.get_config()
+    current = services.store.get_config()
     _check_revision(current, if_match, "If-Match")
     candidate = current.model_dump(mode="json")
     old = candidate["cameras"].get(camera_id)
     candidate["cameras"][camera_id] = overrides.model_dump(mode="json", exclude_none=True)
     return _save(
-        backend,
+        services,
         current=current,
         candidate=candidate,
         who=who,
@@ -143,16 +144,16 @@ def replace_camera(
 
 
 def require_camera(
-    backend: Backend, camera_id: str, config: ControlConfig | None = None
+    services: Services, camera_id: str, config: ControlConfig | None = None
 ) -> CameraRecord | None:
     """The camera's record (None when configured but never seen); 404 when it is unknown."""
-    record = backend.store.get_camera(camera_id)
+    record = services.store.get_camera(camera_id)
     if record is not None:
         return record
-    config = config or backend.store.get_config()
+    config = config or services.store.get_config()
     if camera_id in config.cameras:
         return None
-    known = sorted({c.camera_id for c in backend.store.list_cameras()} | set(config.cameras))
+    known = sorted({c.camera_id for c in services.store.list_cameras()} | set(config.cameras))
     raise ApiError(
         404,
         f"unknown camera {camera_id!r}; known cameras: {', '.join(known) or 'none yet'}",
@@ -162,10 +163,10 @@ def require_camera(
     )
 
 
-def camera_config(backend: Backend, camera_id: str) -> dict[str, Any]:
+def camera_config(services: Services, camera_id: str) -> dict[str, Any]:
     """GET /config/{camera}: the settings it runs with, and its own overrides."""
-    config = backend.store.get_config()
-    require_camera(backend, camera_id, config)
+    config = services.store.get_config()
+    require_camera(services, camera_id, config)
     overrides = config.cameras.get(camera_id)
     return {
         "camera_id": camera_id,
@@ -190,10 +191,10 @@ def _active_alerts(record: CameraRecord) -> list[dict[str, Any]]:
     return active
 
 
-def list_cameras(backend: Backend) -> list[dict[str, Any]]:
+def list_cameras(services: Services) -> list[dict[str, Any]]:
     """GET /cameras: every camera seen or configured, its latest state and active alerts."""
-    config = backend.store.get_config()
-    records = {record.camera_id: record for record in backend.store.list_cameras()}
+    config = services.store.get_config()
+    records = {record.camera_id: record for record in services.store.list_cameras()}
     cameras = []
     for camera_id in sorted(set(records) | set(config.cameras)):
         record = records.get(camera_id) or CameraRecord(camera_id)
@@ -212,10 +213,10 @@ def list_cameras(backend: Backend) -> list[dict[str, Any]]:
     return cameras
 
 
-def acknowledge(backend: Backend, alert_id: str, *, who: str) -> dict[str, Any]:
+def acknowledge(services: Services, alert_id: str, *, who: str) -> dict[str, Any]:
     """POST /alerts/{id}/ack: OPEN -> ACKED (an ACKED alert is returned as it is)."""
     now = utc_now()
-    acked, unchanged = backend.store.ack_alert(alert_id, by=who, at=now)
+    acked, unchanged = services.store.ack_alert(alert_id, by=who, at=now)
     if acked is None and unchanged is None:
         raise ApiError(404, f"no alert {alert_id!r}", field="id", value=alert_id)
     if acked is None:
@@ -228,7 +229,7 @@ def acknowledge(backend: Backend, alert_id: str, *, who: str) -> dict[str, Any]:
                 value=alert_id,
             )
         return {"alert": unchanged.model_dump(mode="json"), "changed": False}
-    backend.store.write_audit(
+    services.store.write_audit(
         entity=f"alert/{alert_id}",
         action=f"POST /alerts/{alert_id}/ack",
         who=who,
@@ -239,9 +240,9 @@ def acknowledge(backend: Backend, alert_id: str, *, who: str) -> dict[str, Any]:
     return {"alert": acked.model_dump(mode="json"), "changed": True}
 
 
-def latest_frame(backend: Backend, camera_id: str, expires_s: int) -> dict[str, Any]:
+def latest_frame(services: Services, camera_id: str, expires_s: int) -> dict[str, Any]:
     """GET /frames/latest: a presigned URL of the camera's newest annotated frame."""
-    record = require_camera(backend, camera_id)
+    record = require_camera(services, camera_id)
     if record is None or not record.frame_key:
         raise ApiError(
             404, f"camera {camera_id!r} has published no frame yet", field="camera", value=camera_id
@@ -251,7 +252,7 @@ def latest_frame(backend: Backend, camera_id: str, expires_s: int) -> dict[str, 
         "device_id": record.device_id,
         "frame_key": record.frame_key,
         "captured_at": stamp(record.frame_at) if record.frame_at else None,
-        "url": backend.frame_url(record.frame_key, expires_s),
+        "url": services.frame_url(record.frame_key, expires_s),
         "expires_in_s": expires_s,
     }
 

@@ -22,7 +22,7 @@ logger = Logger(service="health-check")
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = parse_stamp(event["time"]) if event.get("time") else utc_now()
-    result = run_health_check(runtime.backend(), now)
+    result = run_health_check(runtime.services(), now)
     if result["alerts"] or result["devices"]:
         logger.info("health check changed something", extra=result)
     return result

@@ -25,9 +25,9 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    backend = runtime.backend()
-    backend.idempotency_config.register_lambda_context(context)
-    record_handler = partial(handle_record, backend=backend, config=backend.store.get_config())
+    services = runtime.services()
+    services.idempotency_config.register_lambda_context(context)
+    record_handler = partial(handle_record, services=services, config=services.store.get_config())
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -30,8 +30,9 @@ from kit.core.contracts import (
     parse_edge_message,
     utc_now,
 )
-from lambdas.rules import evaluate_payload, trend_window
-from lambdas.runtime import Backend
+from lambdas.alerts import RuleOutcome
+from lambdas.rules import evaluate_payload, history_needed
+from lambdas.runtime import Services
 
 logger = Logger(service="processor")
 
@@ -39,7 +40,7 @@ logger = Logger(service="processor")
 def process_detection(
     *,
     payload: DetectionPayload,
-    backend: Backend,
+    services: Services,
     config: ControlConfig,
     received_at: datetime | None = None,
 ) -> dict[str, Any]:
@@ -49,36 +50,36 @@ def process_detection(
         A JSON-able summary: ``payload_id``, ``evaluated`` (False for a payload older than the
         camera's newest) and ``alerts``: ``[{"alert_id", "state"}]`` written and notified.
     """
-    store = backend.store
+    store = services.store
     store.put_detection(payload)
     camera = store.touch_camera(payload, received_at or utc_now())
     summary: dict[str, Any] = {"payload_id": payload.payload_id, "evaluated": False, "alerts": []}
     if camera is None:
         return summary
     store.touch_device(payload)
-    settings = config.for_camera(payload.camera_id)
-    window = trend_window(settings)
+    camera_settings = config.for_camera(payload.camera_id)
+    window = history_needed(camera_settings)
     history = store.recent_samples(payload.camera_id, window) if window else []
-    for rule, evaluation in evaluate_payload(settings, payload, history):
-        applied = backend.alerts.apply(
+    for rule, evaluation in evaluate_payload(camera_settings, payload, history):
+        outcome = RuleOutcome(
             camera_id=payload.camera_id,
             rule=rule,
             evaluation=evaluation,
             at=payload.captured_at,
-            stored_state=camera.rules.get(rule.key),
             token=payload.payload_id,
             device_id=payload.device_id,
             frame_key=payload.frame_key,
             payload_id=payload.payload_id,
         )
+        applied = services.alerts.apply(outcome, camera.rules.get(rule.key))
         summary["alerts"] += [{"alert_id": a, "state": s} for a, s in applied.sent]
     summary["evaluated"] = True
     return summary
 
 
-def process_heartbeat(*, heartbeat: Heartbeat, backend: Backend) -> dict[str, Any]:
+def process_heartbeat(*, heartbeat: Heartbeat, services: Services) -> dict[str, Any]:
     """Keep ``heartbeat`` as its device's latest (unless a newer one is kept)."""
-    kept = backend.store.record_heartbeat(heartbeat, received_at=utc_now())
+    kept = services.store.record_heartbeat(heartbeat, received_at=utc_now())
     return {"device_id": heartbeat.device_id, "kept": kept}
 
 
@@ -99,7 +100,9 @@ def with_stable_payload_id(body: str) -> str:
     return json.dumps(data)
 
 
-def handle_record(record: SQSRecord, *, backend: Backend, config: ControlConfig) -> dict[str, Any]:
+def handle_record(
+    record: SQSRecord, *, services: Services, config: ControlConfig
+) -> dict[str, Any]:
     """The batch's record handler: validate the body, then process it (raises when it fails)."""
     # Correlation id: the payload id (traceable from the edge device) once known, else the message.
     logger.set_correlation_id(record.message_id)
@@ -120,13 +123,13 @@ def handle_record(record: SQSRecord, *, backend: Backend, config: ControlConfig)
     try:
         if isinstance(message, Heartbeat):
             logger.append_keys(device_id=message.device_id)
-            return process_heartbeat(heartbeat=message, backend=backend)
+            return process_heartbeat(heartbeat=message, services=services)
         logger.set_correlation_id(message.payload_id)
         logger.append_keys(
             payload_id=message.payload_id, camera_id=message.camera_id, device_id=message.device_id
         )
-        result = backend.once_per_payload(process_detection)(
-            payload=message, backend=backend, config=config
+        result = services.once_per_payload(process_detection)(
+            payload=message, services=services, config=config
         )
     except Exception:
         logger.exception("message failed; it will be retried")

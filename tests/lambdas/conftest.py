@@ -34,10 +34,10 @@ def load_event(name: str) -> dict[str, Any]:
 class BackendHarness:
     """Drives the handlers with real event shapes and reads back what they stored and sent."""
 
-    def __init__(self, backend: runtime.Backend):
-        self.backend = backend
-        self.settings = backend.settings
-        self.store = backend.store
+    def __init__(self, services: runtime.Services):
+        self.services = services
+        self.settings = services.settings
+        self.store = services.store
         self._sqs_template = load_event("sqs_batch.json")["Records"][0]
 
     # -- inputs --------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ class BackendHarness:
             notices += batch
 
     def alerts(self) -> list[Alert]:
-        items = self.backend.dynamodb.scan(TableName=self.settings.resources.alerts_table)["Items"]
+        items = self.services.dynamodb.scan(TableName=self.settings.resources.alerts_table)["Items"]
         return sorted((item_to_alert(i) for i in items), key=lambda a: a.opened_at)
 
     def detection_items(self, camera_id: str = "shelf-1") -> list[dict[str, Any]]:

@@ -9,15 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kit.core.contracts import CountBelowRule
+from kit.core.rules import Evaluation
 from lambdas.alerts import (
     SUBJECT_MAX,
+    RuleOutcome,
     RuleState,
     alert_id_for,
     next_state,
     render_body,
     render_subject,
 )
-from lambdas.rules import Evaluation
 
 T0 = datetime(2026, 1, 31, 12, tzinfo=UTC)
 RULE = CountBelowRule(name="low-stock", class_name="bottle", threshold=3, cooldown_s=60)
@@ -26,17 +27,17 @@ NORMAL = Evaluation(False, 5, 3, "bottle count 5 is not below 3")
 
 
 def step(state: RuleState, evaluation: Evaluation, seconds: float, token: str = "p") -> RuleState:
-    return next_state(
-        state,
+    outcome = RuleOutcome(
+        camera_id="shelf-1",
         rule=RULE,
         evaluation=evaluation,
         at=T0 + timedelta(seconds=seconds),
-        camera_id="shelf-1",
         token=f"{token}{seconds}",
         device_id="demo-1",
         frame_key="frames/x.jpg",
         payload_id=f"{token}{seconds}",
     )
+    return next_state(state, outcome)
 
 
 def test_first_breach_opens_and_queues_one_notification():

@@ -26,7 +26,7 @@ def metadata(name: str, version: int, classes=("bottle",)) -> bytes:
 @pytest.fixture
 def registry(harness):
     """Models shelf:1, shelf:2 and fish:1 in the bucket, plus a broken metadata file."""
-    s3, bucket = harness.backend.s3, harness.settings.resources.bucket
+    s3, bucket = harness.services.s3, harness.settings.resources.bucket
     for name, version in (("shelf", 1), ("shelf", 2), ("fish", 1)):
         key = f"models/{name}/{version}/metadata.json"
         s3.put_object(Bucket=bucket, Key=key, Body=metadata(name, version))
@@ -38,7 +38,8 @@ def registry(harness):
 
 
 def audit_items(harness) -> list[dict]:
-    items = harness.backend.dynamodb.scan(TableName=harness.settings.resources.audit_table)["Items"]
+    audit_table = harness.settings.resources.audit_table
+    items = harness.services.dynamodb.scan(TableName=audit_table)["Items"]
     return sorted(
         ({k: list(v.values())[0] for k, v in item.items()} for item in items), key=lambda i: i["at"]
     )
@@ -333,7 +334,7 @@ def test_the_latest_frame_is_a_presigned_url_that_can_be_fetched(harness):
     bucket = harness.settings.resources.bucket
     keys = [f"frames/demo-1/shelf-1/2026/01/31/{i}.jpg" for i in range(2)]
     for i, key in enumerate(keys):
-        harness.backend.s3.put_object(Bucket=bucket, Key=key, Body=f"frame {i}".encode())
+        harness.services.s3.put_object(Bucket=bucket, Key=key, Body=f"frame {i}".encode())
     harness.process(
         harness.payload(frame_key=keys[0]),
         harness.payload(at=timedelta(seconds=5), frame_key=keys[1]),

@@ -113,15 +113,15 @@ RULES = {
 def test_processor_permissions_are_exactly_its_calls(harness, event_json):
     harness.set_config(**RULES)
     recorder = CallRecorder(harness.settings)
-    backend = harness.backend
-    recorder.watch(backend.dynamodb, backend.s3, backend.sns)
+    services = harness.services
+    recorder.watch(services.dynamodb, services.s3, services.sns)
     frame = "frames/demo-1/shelf-1/a.jpg"
     breach = harness.payload(counts={"bottle": 0}, frame_key=frame)
 
     harness.process(breach, event_json("sqs_batch.json")["Records"][1]["body"])  # open, heartbeat
     harness.process(breach)  # a duplicate
     harness.process(harness.payload(at=timedelta(seconds=5), counts={"bottle": 9}))  # resolve
-    backend.dynamodb.delete_table(TableName=harness.settings.resources.alerts_table)
+    services.dynamodb.delete_table(TableName=harness.settings.resources.alerts_table)
     recorder.calls.discard(("table:alerts", "dynamodb:DeleteTable"))  # the test's own call
     failed = harness.process(harness.payload(at=timedelta(seconds=9), counts={"bottle": 0}))
     assert len(failed["batchItemFailures"]) == 1  # and the idempotency record is released
@@ -160,7 +160,7 @@ def test_the_event_source_mapping_permissions_are_what_the_local_poller_calls(ha
 
 def test_control_api_permissions_are_exactly_its_calls(harness):
     bucket = harness.settings.resources.bucket
-    s3 = harness.backend.s3
+    s3 = harness.services.s3
     s3.put_object(
         Bucket=bucket,
         Key="models/shelf/1/metadata.json",
@@ -170,7 +170,7 @@ def test_control_api_permissions_are_exactly_its_calls(harness):
     frame = "frames/demo-1/shelf-1/a.jpg"
     harness.process(harness.payload(counts={"bottle": 0}, frame_key=frame))
     recorder = CallRecorder(harness.settings)
-    recorder.watch(harness.backend.dynamodb, s3, harness.backend.sns)
+    recorder.watch(harness.services.dynamodb, s3, harness.services.sns)
 
     alert_id = harness.api("GET", "/alerts?state=OPEN")[1]["items"][0]["alert_id"]
     calls = [
@@ -205,7 +205,7 @@ def test_health_check_permissions_are_exactly_its_calls(harness, event_json):
     )
     last_seen = harness.store.get_camera("shelf-1").last_seen
     recorder = CallRecorder(harness.settings)
-    recorder.watch(harness.backend.dynamodb, harness.backend.s3, harness.backend.sns)
+    recorder.watch(harness.services.dynamodb, harness.services.s3, harness.services.sns)
 
     opened = harness.health_check(last_seen + timedelta(seconds=60))  # silent: opens
     slower = {"cameras": {"shelf-1": {**RULES["cameras"]["shelf-1"], "refresh_s": 600}}}

@@ -61,7 +61,7 @@ def test_a_breach_opens_one_alert_with_a_readable_notification_and_a_working_fra
     THEN one OPEN alert is stored and one readable message goes out, linking the frame."""
     harness.set_config(**LOW_STOCK)
     key = "frames/demo-1/shelf-1/2026/01/31/120000.jpg"
-    harness.backend.s3.put_object(
+    harness.services.s3.put_object(
         Bucket=harness.settings.resources.bucket, Key=key, Body=b"\xff\xd8annotated"
     )
 
@@ -157,8 +157,8 @@ def test_process_detection_is_a_plain_function(harness):
     newest = parse(DetectionPayload, harness.payload(at=timedelta(seconds=10)))
     older = parse(DetectionPayload, harness.payload(at=timedelta(seconds=5), counts={"bottle": 0}))
 
-    first = process_detection(payload=newest, backend=harness.backend, config=config)
-    second = process_detection(payload=older, backend=harness.backend, config=config)
+    first = process_detection(payload=newest, services=harness.services, config=config)
+    second = process_detection(payload=older, services=harness.services, config=config)
 
     assert first == {"payload_id": newest.payload_id, "evaluated": True, "alerts": []}
     assert second == {"payload_id": older.payload_id, "evaluated": False, "alerts": []}
@@ -231,7 +231,7 @@ def test_a_failed_record_is_retried_and_then_alerts_exactly_once(harness):
     THEN its record fails (and only it); WHEN it is redelivered after the table is back
     THEN exactly one alert record and one notification exist."""
     harness.set_config(**LOW_STOCK)
-    harness.backend.dynamodb.delete_table(TableName=harness.settings.resources.alerts_table)
+    harness.services.dynamodb.delete_table(TableName=harness.settings.resources.alerts_table)
     breaching = harness.sqs_record(harness.payload(counts={"bottle": 0}))
     healthy = harness.sqs_record(harness.payload(camera_id="shelf-2", counts={"bottle": 0}))
 

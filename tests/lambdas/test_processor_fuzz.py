@@ -151,7 +151,7 @@ def check_batch(harness, batch: list[str], first_keys: dict[str, dict]) -> None:
                     "sk": {"S": f"{stamp(message.captured_at)}#{message.payload_id}"},
                 },
             )
-            stored = harness.backend.dynamodb.get_item(
+            stored = harness.services.dynamodb.get_item(
                 TableName=harness.settings.resources.detections_table, Key=key
             )
             assert "Item" in stored, f"payload {message.payload_id} was not stored"

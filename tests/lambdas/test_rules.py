@@ -1,4 +1,5 @@
-"""The rules as pure functions: exactly the documented definitions."""
+"""The rules as pure functions: exactly the documented definitions, and when the backend
+evaluates them."""
 
 from __future__ import annotations
 
@@ -18,18 +19,18 @@ from kit.core.contracts import (
     RisingTrendRule,
     parse,
 )
-from lambdas.rules import (
+from kit.core.rules import (
     CountSample,
-    evaluate_count,
-    evaluate_payload,
+    count_above,
+    count_below,
     evaluate_ppe,
     evaluate_rising_trend,
     evaluate_silence,
     head_region,
     inside_fraction,
     least_squares_slope,
-    trend_window,
 )
+from lambdas.rules import evaluate_payload, history_needed
 
 T0 = datetime(2026, 1, 31, 12, tzinfo=UTC)
 
@@ -48,15 +49,13 @@ def samples(counts, step_s=60, zone=None, class_name="fish"):
 @pytest.mark.parametrize(("count", "breached"), [(0, True), (2, True), (3, False), (9, False)])
 def test_count_below_is_strictly_below(count, breached):
     rule = CountBelowRule(class_name="bottle", threshold=3)
-    result = evaluate_count(rule, count)
+    result = count_below(rule, count)
     assert (result.breached, result.value, result.threshold) == (breached, count, 3)
 
 
 @pytest.mark.parametrize(("count", "breached"), [(3, False), (4, True)])
 def test_count_above_is_strictly_above(count, breached):
-    assert (
-        evaluate_count(CountAboveRule(class_name="person", threshold=3), count).breached is breached
-    )
+    assert count_above(CountAboveRule(class_name="person", threshold=3), count).breached is breached
 
 
 def test_least_squares_slope_matches_the_closed_form():
@@ -217,4 +216,4 @@ def test_evaluate_payload_runs_every_enabled_rule_once():
     assert results["rising_trend"].breached and results["rising_trend"].value == pytest.approx(
         3.0, rel=0.01
     )
-    assert trend_window(settings) == 20
+    assert history_needed(settings) == 20

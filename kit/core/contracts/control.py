@@ -2,12 +2,13 @@
 
 A config holds global ``defaults`` and per-camera ``cameras`` overrides; :meth:`ControlConfig.for_camera`
 resolves the settings one camera runs with. Zones and lines use coordinates normalised to the frame
-(0..1), so a config does not depend on the camera's resolution.
+(0..1), so a config does not depend on the camera's resolution. Each rule evaluates itself
+(``rule.evaluate(observation)``, :mod:`kit.core.rules`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
@@ -21,6 +22,15 @@ from kit.core.contracts.base import (
     utc_now,
 )
 from kit.core.contracts.model import ModelRef
+from kit.core.rules import (
+    Evaluation,
+    Observation,
+    count_above,
+    count_below,
+    evaluate_ppe,
+    evaluate_rising_trend,
+    evaluate_silence,
+)
 
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
 """(x, y) normalised to the frame: (0, 0) top-left, (1, 1) bottom-right."""
@@ -56,6 +66,13 @@ class LineSpec(Contract):
 
 
 class _Rule(Contract):
+    """The fields every rule type has. Each type also defines ``evaluate(observation) ->
+    Evaluation``: what it means, by the code in :mod:`kit.core.rules` that devices and the cloud
+    share."""
+
+    on_schedule: ClassVar[bool] = False
+    """Evaluated by a scheduled check too, not only when a payload arrives."""
+
     name: Identifier | None = Field(
         default=None, description="unique per camera; defaults to the type"
     )
@@ -69,6 +86,11 @@ class _Rule(Contract):
         """The rule's identity on its camera (its name, or its type)."""
         return self.name or self.type  # type: ignore[attr-defined]
 
+    @property
+    def history_needed(self) -> int:
+        """How many of the camera's latest payloads the rule judges (0: the newest alone)."""
+        return 0
+
 
 class CountBelowRule(_Rule):
     """Alert while the count of ``class_name`` (in ``zone`` or the frame) is below ``threshold``."""
@@ -78,6 +100,11 @@ class CountBelowRule(_Rule):
     threshold: NonNegativeInt
     zone: Identifier | None = None
 
+    def evaluate(self, observation: Observation) -> Evaluation:
+        """Breached while the newest payload's count is below ``threshold``."""
+        payload = observation.newest_payload(self.key)
+        return count_below(self, payload.count(self.class_name, self.zone))
+
 
 class CountAboveRule(_Rule):
     """Alert while the count of ``class_name`` (in ``zone`` or the frame) is above ``threshold``."""
@@ -86,6 +113,11 @@ class CountAboveRule(_Rule):
     class_name: ClassName
     threshold: NonNegativeInt
     zone: Identifier | None = None
+
+    def evaluate(self, observation: Observation) -> Evaluation:
+        """Breached while the newest payload's count is above ``threshold``."""
+        payload = observation.newest_payload(self.key)
+        return count_above(self, payload.count(self.class_name, self.zone))
 
 
 class RisingTrendRule(_Rule):
@@ -111,6 +143,14 @@ class RisingTrendRule(_Rule):
             raise ValueError(f"min_points ({self.min_points}) must be <= window ({self.window})")
         return self
 
+    @property
+    def history_needed(self) -> int:
+        return self.window
+
+    def evaluate(self, observation: Observation) -> Evaluation:
+        """The trend over the observation's samples (:func:`kit.core.rules.evaluate_rising_trend`)."""
+        return evaluate_rising_trend(self, observation.samples)
+
 
 class PpeViolationRule(_Rule):
     """Alert when a person has no helmet: no ``helmet_class`` box overlaps the person's head region.
@@ -127,12 +167,28 @@ class PpeViolationRule(_Rule):
     min_confidence: float = Field(default=0.4, ge=0.0, le=1.0)
     zone: Identifier | None = None
 
+    def evaluate(self, observation: Observation) -> Evaluation:
+        """Persons without helmet in the newest payload (:func:`kit.core.rules.evaluate_ppe`)."""
+        return evaluate_ppe(self, observation.newest_payload(self.key), observation.zones)
+
 
 class CameraSilentRule(_Rule):
     """Alert when a camera sent no payload for ``factor`` x its refresh rate (a scheduled check)."""
 
+    on_schedule: ClassVar[bool] = True
+
     type: Literal["camera_silent"] = "camera_silent"
     factor: float = Field(default=3.0, ge=1.0, le=1000.0)
+
+    def evaluate(self, observation: Observation) -> Evaluation:
+        """Seconds from the newest payload to the observation's moment, against
+        ``factor x refresh_s``."""
+        return evaluate_silence(
+            self,
+            last_seen=observation.last_seen,
+            now=observation.at,
+            refresh_s=observation.refresh_s,
+        )
 
 
 Rule = Annotated[

@@ -24,7 +24,7 @@ from kit.core.geometry import (
     point_in_polygon,
     round_box,
 )
-from lambdas.rules import evaluate_ppe, persons_in_scope
+from kit.core.rules import evaluate_ppe, persons_in_scope
 
 T0 = datetime(2026, 1, 31, 12, tzinfo=UTC)
 
