@@ -60,313 +60,541 @@ class DashboardHostingArgs:
     force_delete: bool = True
 
 
+@dataclass(frozen=True)
+class DashboardNames:
+    """How the dashboard's resources are named.
+
+    Attributes:
+        component: the component's name, the prefix of every resource's Pulumi name.
+        base: the AWS name of most resources (``<prefix>-dashboard``).
+        load_balancer: the load balancer's and target group's AWS name (``<prefix>-dash``: load
+            balancer names are at most 32 characters).
+    """
+
+    component: str
+    base: str
+    load_balancer: str
+
+    @classmethod
+    def of(cls, component: str, name_prefix: str) -> DashboardNames:
+        """The names for the component ``component`` of the stack named ``name_prefix``."""
+        return cls(component, f"{name_prefix}-dashboard", f"{name_prefix}-dash")
+
+
+@dataclass(frozen=True)
+class CognitoLogin:
+    """What the load balancer's login needs: the user pool, its dashboard client and domain."""
+
+    user_pool_arn: pulumi.Output[str]
+    client_id: pulumi.Output[str]
+    domain: pulumi.Output[str]
+
+    @classmethod
+    def of(cls, auth: Auth) -> CognitoLogin:
+        """The login of ``auth``.
+
+        Raises:
+            ValueError: ``auth`` has no dashboard client or no hosted-UI domain.
+        """
+        if auth.dashboard_client is None or auth.domain is None:
+            raise ValueError(
+                "dashboard hosting needs the Cognito dashboard client and hosted-UI domain: "
+                "build Auth with dashboard_domain set"
+            )
+        return cls(auth.user_pool.arn, auth.dashboard_client.id, auth.domain.domain)
+
+
+@dataclass(frozen=True)
+class DashboardNetwork:
+    """The VPC with its public subnets and the two security groups."""
+
+    vpc: aws.ec2.Vpc
+    subnets: list[aws.ec2.Subnet]
+    load_balancer_group: aws.ec2.SecurityGroup
+    task_group: aws.ec2.SecurityGroup
+
+    @property
+    def subnet_ids(self) -> list[pulumi.Output[str]]:
+        return [subnet.id for subnet in self.subnets]
+
+
+@dataclass(frozen=True)
+class DashboardImage:
+    """Where the container image and the container's logs live."""
+
+    repository: aws.ecr.Repository
+    image: pulumi.Input[str]
+    log_group: aws.cloudwatch.LogGroup
+
+
+@dataclass(frozen=True)
+class DashboardRoles:
+    """The execution role (pull the image, write logs) and the task role (call the API)."""
+
+    execution_role: aws.iam.Role
+    execution_policy_document: pulumi.Output[str]
+    task_role: aws.iam.Role
+    task_policy_document: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class DashboardTask:
+    """The cluster, the task definition and the service that keeps one task running."""
+
+    cluster: aws.ecs.Cluster
+    task_definition: aws.ecs.TaskDefinition
+    service: aws.ecs.Service
+
+
+@dataclass(frozen=True)
+class DashboardEntrance:
+    """The load balancer: HTTPS with the Cognito login in front of the tasks, HTTP redirected."""
+
+    load_balancer: aws.lb.LoadBalancer
+    target_group: aws.lb.TargetGroup
+    https_listener: aws.lb.Listener
+    http_listener: aws.lb.Listener
+
+
 class DashboardHosting(pulumi.ComponentResource):
-    """VPC, load balancer with Cognito login, ECS Fargate service running the Voila dashboard."""
+    """VPC, load balancer with Cognito login, ECS Fargate service running the Voila dashboard.
+
+    Each concern is built by its own function: :func:`build_network`, :func:`build_image_store`,
+    :func:`build_roles`, :func:`build_entrance` and :func:`build_task` (with
+    :func:`build_task_definition`). Every resource is a direct child of this component, not of a
+    component per concern, so that each keeps the URN it had before the split (a new URN would
+    make ``pulumi up`` replace it).
+    """
 
     def __init__(
         self, name: str, args: DashboardHostingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("kit:backend:DashboardHosting", name, {}, opts)
-        if args.auth.dashboard_client is None or args.auth.domain is None:
-            raise ValueError(
-                "dashboard hosting needs the Cognito dashboard client and hosted-UI domain: "
-                "build Auth with dashboard_domain set"
-            )
+        login = CognitoLogin.of(args.auth)
         child = pulumi.ResourceOptions(parent=self)
-        config = args.config
-        base = f"{args.name_prefix}-dashboard"
-
-        self.vpc = aws.ec2.Vpc(
-            f"{name}-vpc",
-            cidr_block=VPC_CIDR,
-            enable_dns_hostnames=True,
-            enable_dns_support=True,
-            tags={"Name": base},
-            opts=child,
-        )
-        gateway = aws.ec2.InternetGateway(
-            f"{name}-igw", vpc_id=self.vpc.id, tags={"Name": base}, opts=child
-        )
-        route_table = aws.ec2.RouteTable(
-            f"{name}-public-routes",
-            vpc_id=self.vpc.id,
-            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": gateway.id}],
-            tags={"Name": f"{base}-public"},
-            opts=child,
-        )
-        self.subnets = []
-        for suffix, cidr in zip(AVAILABILITY_ZONE_SUFFIXES, SUBNET_CIDRS, strict=True):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{suffix}",
-                vpc_id=self.vpc.id,
-                cidr_block=cidr,
-                availability_zone=f"{args.region}{suffix}",
-                map_public_ip_on_launch=False,
-                tags={"Name": f"{base}-public-{suffix}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{suffix}-routes",
-                subnet_id=subnet.id,
-                route_table_id=route_table.id,
-                opts=child,
-            )
-            self.subnets.append(subnet)
-        subnet_ids = [subnet.id for subnet in self.subnets]
-
-        self.load_balancer_group = aws.ec2.SecurityGroup(
-            f"{name}-alb-sg",
-            name=f"{base}-alb",
-            description="dashboard load balancer: HTTPS (and HTTP redirect) from anywhere",
-            vpc_id=self.vpc.id,
-            ingress=[
-                {"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"]},
-                {"protocol": "tcp", "from_port": 80, "to_port": 80, "cidr_blocks": ["0.0.0.0/0"]},
-            ],
-            egress=[
-                {
-                    "description": "to the dashboard tasks",
-                    "protocol": "tcp",
-                    "from_port": config.port,
-                    "to_port": config.port,
-                    "cidr_blocks": [VPC_CIDR],
-                },
-                {
-                    "description": "to Cognito's token and user info endpoints (the login)",
-                    "protocol": "tcp",
-                    "from_port": 443,
-                    "to_port": 443,
-                    "cidr_blocks": ["0.0.0.0/0"],
-                },
-            ],
-            opts=child,
-        )
-        self.task_group = aws.ec2.SecurityGroup(
-            f"{name}-task-sg",
-            name=f"{base}-task",
-            description="dashboard task: only the load balancer reaches it",
-            vpc_id=self.vpc.id,
-            ingress=[
-                {
-                    "protocol": "tcp",
-                    "from_port": config.port,
-                    "to_port": config.port,
-                    "security_groups": [self.load_balancer_group.id],
-                }
-            ],
-            egress=[
-                {
-                    "description": "HTTPS to the image registry, CloudWatch Logs and the API",
-                    "protocol": "tcp",
-                    "from_port": 443,
-                    "to_port": 443,
-                    "cidr_blocks": ["0.0.0.0/0"],
-                }
-            ],
-            opts=child,
-        )
-
-        self.repository = aws.ecr.Repository(
-            f"{name}-images",
-            name=base,
-            image_scanning_configuration={"scan_on_push": True},
-            encryption_configurations=[{"encryption_type": "AES256"}],
+        names = DashboardNames.of(name, args.name_prefix)
+        self.network = build_network(names, region=args.region, port=args.config.port, opts=child)
+        self.image = build_image_store(
+            names,
+            image=args.config.image,
+            log_retention_days=args.log_retention_days,
             force_delete=args.force_delete,
             opts=child,
         )
-        image = config.image or self.repository.repository_url.apply(lambda url: f"{url}:latest")
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/ecs/{base}",
-            retention_in_days=args.log_retention_days,
+        self.roles = build_roles(
+            names, image=self.image, api_execution_arn=args.api_execution_arn, opts=child
+        )
+        self.entrance = build_entrance(
+            names, network=self.network, login=login, config=args.config, opts=child
+        )
+        self.task = build_task(
+            names,
+            config=args.config,
+            region=args.region,
+            image=self.image,
+            roles=self.roles,
+            environment=args.environment,
+            network=self.network,
+            entrance=self.entrance,
             opts=child,
         )
-
-        self.execution_role = aws.iam.Role(
-            f"{name}-execution-role",
-            name=f"{base}-execution",
-            description="lets ECS pull the dashboard image and write its logs",
-            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
-            opts=child,
-        )
-        self.execution_policy_document = pulumi.Output.all(
-            self.repository.arn, self.log_group.arn
-        ).apply(
-            lambda arns: document(
-                [
-                    statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
-                    statement(ECR_PULL_ACTIONS, [arns[0]], sid="PullDashboardImage"),
-                    statement(
-                        ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        [f"{arns[1]}:*"],
-                        sid="WriteContainerLogs",
-                    ),
-                ]
-            )
-        )
-        aws.iam.RolePolicy(
-            f"{name}-execution-policy",
-            name=f"{base}-execution",
-            role=self.execution_role.id,
-            policy=self.execution_policy_document,
-            opts=child,
-        )
-        self.task_role = aws.iam.Role(
-            f"{name}-task-role",
-            name=f"{base}-task",
-            description="the dashboard container: may call the control API, nothing else",
-            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
-            opts=child,
-        )
-        self.task_policy_document = pulumi.Output.from_input(args.api_execution_arn).apply(
-            lambda arn: document(
-                [statement(["execute-api:Invoke"], [f"{arn}/*"], sid="InvokeControlApi")]
-            )
-        )
-        aws.iam.RolePolicy(
-            f"{name}-task-policy",
-            name=f"{base}-control-api-only",
-            role=self.task_role.id,
-            policy=self.task_policy_document,
-            opts=child,
-        )
-
-        self.cluster = aws.ecs.Cluster(
-            f"{name}-cluster",
-            name=base,
-            settings=[{"name": "containerInsights", "value": "disabled"}],
-            opts=child,
-        )
-        container_definitions = pulumi.Output.all(
-            image, self.log_group.name, dict(args.environment)
-        ).apply(
-            lambda values: json.dumps(
-                [
-                    {
-                        "name": CONTAINER_NAME,
-                        "image": values[0],
-                        "essential": True,
-                        "portMappings": [{"containerPort": config.port, "protocol": "tcp"}],
-                        "environment": [
-                            {"name": key, "value": str(value)}
-                            for key, value in sorted(values[2].items())
-                        ],
-                        "logConfiguration": {
-                            "logDriver": "awslogs",
-                            "options": {
-                                "awslogs-group": values[1],
-                                "awslogs-region": args.region,
-                                "awslogs-stream-prefix": CONTAINER_NAME,
-                            },
-                        },
-                    }
-                ],
-                sort_keys=True,
-            )
-        )
-        self.task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task",
-            family=base,
-            cpu=str(config.cpu),
-            memory=str(config.memory),
-            network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"],
-            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
-            execution_role_arn=self.execution_role.arn,
-            task_role_arn=self.task_role.arn,
-            container_definitions=container_definitions,
-            opts=child,
-        )
-
-        self.load_balancer = aws.lb.LoadBalancer(
-            f"{name}-alb",
-            name=f"{args.name_prefix}-dash",
-            load_balancer_type="application",
-            internal=False,
-            security_groups=[self.load_balancer_group.id],
-            subnets=subnet_ids,
-            drop_invalid_header_fields=True,
-            idle_timeout=300,
-            opts=child,
-        )
-        self.target_group = aws.lb.TargetGroup(
-            f"{name}-targets",
-            name=f"{args.name_prefix}-dash",
-            port=config.port,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=self.vpc.id,
-            deregistration_delay=30,
-            health_check={"path": "/", "matcher": "200-399", "interval": 30},
-            stickiness={"type": "lb_cookie", "enabled": True, "cookie_duration": 86400},
-            opts=child,
-        )
-        domain = args.auth.domain
-        self.https_listener = aws.lb.Listener(
-            f"{name}-https",
-            load_balancer_arn=self.load_balancer.arn,
-            port=443,
-            protocol="HTTPS",
-            ssl_policy=TLS_POLICY,
-            certificate_arn=config.certificate_arn,
-            default_actions=[
-                {
-                    "type": "authenticate-cognito",
-                    "order": 1,
-                    "authenticate_cognito": {
-                        "user_pool_arn": args.auth.user_pool.arn,
-                        "user_pool_client_id": args.auth.dashboard_client.id,
-                        "user_pool_domain": domain.domain,
-                        "on_unauthenticated_request": "authenticate",
-                        "scope": "openid email",
-                        "session_timeout": 28800,
-                    },
-                },
-                {"type": "forward", "order": 2, "target_group_arn": self.target_group.arn},
-            ],
-            opts=child,
-        )
-        self.http_listener = aws.lb.Listener(
-            f"{name}-http-redirect",
-            load_balancer_arn=self.load_balancer.arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=[
-                {
-                    "type": "redirect",
-                    "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"},
-                }
-            ],
-            opts=child,
-        )
-        self.service = aws.ecs.Service(
-            f"{name}-service",
-            name=base,
-            cluster=self.cluster.arn,
-            task_definition=self.task_definition.arn,
-            desired_count=1,
-            launch_type="FARGATE",
-            network_configuration={
-                "subnets": subnet_ids,
-                "security_groups": [self.task_group.id],
-                "assign_public_ip": True,
-            },
-            load_balancers=[
-                {
-                    "target_group_arn": self.target_group.arn,
-                    "container_name": CONTAINER_NAME,
-                    "container_port": config.port,
-                }
-            ],
-            health_check_grace_period_seconds=120,
-            deployment_circuit_breaker={"enable": True, "rollback": True},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.https_listener]),
-        )
-        self.url = config.url
+        self.url = args.config.url
         self.register_outputs(
             {
                 "url": self.url,
-                "load_balancer_dns": self.load_balancer.dns_name,
-                "repository_url": self.repository.repository_url,
+                "load_balancer_dns": self.entrance.load_balancer.dns_name,
+                "repository_url": self.image.repository.repository_url,
             }
         )
+
+
+def build_network(
+    names: DashboardNames, *, region: str, port: int, opts: pulumi.ResourceOptions
+) -> DashboardNetwork:
+    """A VPC of its own with two public subnets (no NAT gateway) and the security groups: the
+    load balancer admits HTTPS and HTTP from anywhere; a task admits only the load balancer."""
+    vpc = aws.ec2.Vpc(
+        f"{names.component}-vpc",
+        cidr_block=VPC_CIDR,
+        enable_dns_hostnames=True,
+        enable_dns_support=True,
+        tags={"Name": names.base},
+        opts=opts,
+    )
+    gateway = aws.ec2.InternetGateway(
+        f"{names.component}-igw", vpc_id=vpc.id, tags={"Name": names.base}, opts=opts
+    )
+    route_table = aws.ec2.RouteTable(
+        f"{names.component}-public-routes",
+        vpc_id=vpc.id,
+        routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": gateway.id}],
+        tags={"Name": f"{names.base}-public"},
+        opts=opts,
+    )
+    subnets = []
+    for suffix, cidr in zip(AVAILABILITY_ZONE_SUFFIXES, SUBNET_CIDRS, strict=True):
+        subnet = aws.ec2.Subnet(
+            f"{names.component}-public-{suffix}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=f"{region}{suffix}",
+            map_public_ip_on_launch=False,
+            tags={"Name": f"{names.base}-public-{suffix}"},
+            opts=opts,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{names.component}-public-{suffix}-routes",
+            subnet_id=subnet.id,
+            route_table_id=route_table.id,
+            opts=opts,
+        )
+        subnets.append(subnet)
+
+    load_balancer_group = aws.ec2.SecurityGroup(
+        f"{names.component}-alb-sg",
+        name=f"{names.base}-alb",
+        description="dashboard load balancer: HTTPS (and HTTP redirect) from anywhere",
+        vpc_id=vpc.id,
+        ingress=[
+            {"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"]},
+            {"protocol": "tcp", "from_port": 80, "to_port": 80, "cidr_blocks": ["0.0.0.0/0"]},
+        ],
+        egress=[
+            {
+                "description": "to the dashboard tasks",
+                "protocol": "tcp",
+                "from_port": port,
+                "to_port": port,
+                "cidr_blocks": [VPC_CIDR],
+            },
+            {
+                "description": "to Cognito's token and user info endpoints (the login)",
+                "protocol": "tcp",
+                "from_port": 443,
+                "to_port": 443,
+                "cidr_blocks": ["0.0.0.0/0"],
+            },
+        ],
+        opts=opts,
+    )
+    task_group = aws.ec2.SecurityGroup(
+        f"{names.component}-task-sg",
+        name=f"{names.base}-task",
+        description="dashboard task: only the load balancer reaches it",
+        vpc_id=vpc.id,
+        ingress=[
+            {
+                "protocol": "tcp",
+                "from_port": port,
+                "to_port": port,
+                "security_groups": [load_balancer_group.id],
+            }
+        ],
+        egress=[
+            {
+                "description": "HTTPS to the image registry, CloudWatch Logs and the API",
+                "protocol": "tcp",
+                "from_port": 443,
+                "to_port": 443,
+                "cidr_blocks": ["0.0.0.0/0"],
+            }
+        ],
+        opts=opts,
+    )
+    return DashboardNetwork(vpc, subnets, load_balancer_group, task_group)
+
+
+def build_image_store(
+    names: DashboardNames,
+    *,
+    image: str,
+    log_retention_days: int,
+    force_delete: bool,
+    opts: pulumi.ResourceOptions,
+) -> DashboardImage:
+    """The image repository (scanned on push) and the container's log group.
+
+    Args:
+        image: the image to run; empty runs the repository's ``latest``.
+    """
+    repository = aws.ecr.Repository(
+        f"{names.component}-images",
+        name=names.base,
+        image_scanning_configuration={"scan_on_push": True},
+        encryption_configurations=[{"encryption_type": "AES256"}],
+        force_delete=force_delete,
+        opts=opts,
+    )
+    log_group = aws.cloudwatch.LogGroup(
+        f"{names.component}-logs",
+        name=f"/ecs/{names.base}",
+        retention_in_days=log_retention_days,
+        opts=opts,
+    )
+    return DashboardImage(
+        repository=repository,
+        image=image or repository.repository_url.apply(lambda url: f"{url}:latest"),
+        log_group=log_group,
+    )
+
+
+def build_roles(
+    names: DashboardNames,
+    *,
+    image: DashboardImage,
+    api_execution_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> DashboardRoles:
+    """The execution role (pull this image, write these logs) and the task role, which may
+    invoke the control API and nothing else."""
+    execution_role = aws.iam.Role(
+        f"{names.component}-execution-role",
+        name=f"{names.base}-execution",
+        description="lets ECS pull the dashboard image and write its logs",
+        assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
+        opts=opts,
+    )
+    execution_policy_document = pulumi.Output.all(image.repository.arn, image.log_group.arn).apply(
+        lambda arns: execution_policy(repository_arn=arns[0], log_group_arn=arns[1])
+    )
+    aws.iam.RolePolicy(
+        f"{names.component}-execution-policy",
+        name=f"{names.base}-execution",
+        role=execution_role.id,
+        policy=execution_policy_document,
+        opts=opts,
+    )
+    task_role = aws.iam.Role(
+        f"{names.component}-task-role",
+        name=f"{names.base}-task",
+        description="the dashboard container: may call the control API, nothing else",
+        assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
+        opts=opts,
+    )
+    task_policy_document = pulumi.Output.from_input(api_execution_arn).apply(
+        lambda arn: document(
+            [statement(["execute-api:Invoke"], [f"{arn}/*"], sid="InvokeControlApi")]
+        )
+    )
+    aws.iam.RolePolicy(
+        f"{names.component}-task-policy",
+        name=f"{names.base}-control-api-only",
+        role=task_role.id,
+        policy=task_policy_document,
+        opts=opts,
+    )
+    return DashboardRoles(
+        execution_role, execution_policy_document, task_role, task_policy_document
+    )
+
+
+def execution_policy(*, repository_arn: str, log_group_arn: str) -> str:
+    """The execution role's policy: log in to the registry, pull from one repository, write to
+    one log group."""
+    return document(
+        [
+            statement(["ecr:GetAuthorizationToken"], ["*"], sid="RegistryLogin"),
+            statement(ECR_PULL_ACTIONS, [repository_arn], sid="PullDashboardImage"),
+            statement(
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                [f"{log_group_arn}:*"],
+                sid="WriteContainerLogs",
+            ),
+        ]
+    )
+
+
+def container_definitions(
+    *, image: str, log_group: str, environment: Mapping[str, str], port: int, region: str
+) -> str:
+    """The task's one container as ECS's ``containerDefinitions`` JSON (keys sorted)."""
+    return json.dumps(
+        [
+            {
+                "name": CONTAINER_NAME,
+                "image": image,
+                "essential": True,
+                "portMappings": [{"containerPort": port, "protocol": "tcp"}],
+                "environment": [
+                    {"name": key, "value": str(value)} for key, value in sorted(environment.items())
+                ],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-region": region,
+                        "awslogs-stream-prefix": CONTAINER_NAME,
+                    },
+                },
+            }
+        ],
+        sort_keys=True,
+    )
+
+
+def build_task_definition(
+    names: DashboardNames,
+    *,
+    config: DashboardConfig,
+    region: str,
+    image: DashboardImage,
+    roles: DashboardRoles,
+    environment: Mapping[str, pulumi.Input[str]],
+    opts: pulumi.ResourceOptions,
+) -> aws.ecs.TaskDefinition:
+    """A Fargate task definition (x86-64 Linux) of the dashboard container with its environment."""
+    definitions = pulumi.Output.all(image.image, image.log_group.name, dict(environment)).apply(
+        lambda values: container_definitions(
+            image=values[0],
+            log_group=values[1],
+            environment=values[2],
+            port=config.port,
+            region=region,
+        )
+    )
+    return aws.ecs.TaskDefinition(
+        f"{names.component}-task",
+        family=names.base,
+        cpu=str(config.cpu),
+        memory=str(config.memory),
+        network_mode="awsvpc",
+        requires_compatibilities=["FARGATE"],
+        runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+        execution_role_arn=roles.execution_role.arn,
+        task_role_arn=roles.task_role.arn,
+        container_definitions=definitions,
+        opts=opts,
+    )
+
+
+def build_entrance(
+    names: DashboardNames,
+    *,
+    network: DashboardNetwork,
+    login: CognitoLogin,
+    config: DashboardConfig,
+    opts: pulumi.ResourceOptions,
+) -> DashboardEntrance:
+    """The internet-facing load balancer: its HTTPS listener logs users in with Cognito, then
+    forwards to the tasks (sticky sessions: a Voila kernel lives in one task); HTTP redirects."""
+    load_balancer = aws.lb.LoadBalancer(
+        f"{names.component}-alb",
+        name=names.load_balancer,
+        load_balancer_type="application",
+        internal=False,
+        security_groups=[network.load_balancer_group.id],
+        subnets=network.subnet_ids,
+        drop_invalid_header_fields=True,
+        idle_timeout=300,
+        opts=opts,
+    )
+    target_group = aws.lb.TargetGroup(
+        f"{names.component}-targets",
+        name=names.load_balancer,
+        port=config.port,
+        protocol="HTTP",
+        target_type="ip",
+        vpc_id=network.vpc.id,
+        deregistration_delay=30,
+        health_check={"path": "/", "matcher": "200-399", "interval": 30},
+        stickiness={"type": "lb_cookie", "enabled": True, "cookie_duration": 86400},
+        opts=opts,
+    )
+    https_listener = aws.lb.Listener(
+        f"{names.component}-https",
+        load_balancer_arn=load_balancer.arn,
+        port=443,
+        protocol="HTTPS",
+        ssl_policy=TLS_POLICY,
+        certificate_arn=config.certificate_arn,
+        default_actions=[
+            {
+                "type": "authenticate-cognito",
+                "order": 1,
+                "authenticate_cognito": {
+                    "user_pool_arn": login.user_pool_arn,
+                    "user_pool_client_id": login.client_id,
+                    "user_pool_domain": login.domain,
+                    "on_unauthenticated_request": "authenticate",
+                    "scope": "openid email",
+                    "session_timeout": 28800,
+                },
+            },
+            {"type": "forward", "order": 2, "target_group_arn": target_group.arn},
+        ],
+        opts=opts,
+    )
+    http_listener = aws.lb.Listener(
+        f"{names.component}-http-redirect",
+        load_balancer_arn=load_balancer.arn,
+        port=80,
+        protocol="HTTP",
+        default_actions=[
+            {
+                "type": "redirect",
+                "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"},
+            }
+        ],
+        opts=opts,
+    )
+    return DashboardEntrance(load_balancer, target_group, https_listener, http_listener)
+
+
+def build_task(
+    names: DashboardNames,
+    *,
+    config: DashboardConfig,
+    region: str,
+    image: DashboardImage,
+    roles: DashboardRoles,
+    environment: Mapping[str, pulumi.Input[str]],
+    network: DashboardNetwork,
+    entrance: DashboardEntrance,
+    opts: pulumi.ResourceOptions,
+) -> DashboardTask:
+    """The cluster, the task definition and a service keeping one task running behind the
+    target group, rolled back if a deployment fails to start.
+
+    The service waits for the HTTPS listener: ECS refuses a target group no listener uses yet.
+    """
+    cluster = aws.ecs.Cluster(
+        f"{names.component}-cluster",
+        name=names.base,
+        settings=[{"name": "containerInsights", "value": "disabled"}],
+        opts=opts,
+    )
+    task_definition = build_task_definition(
+        names,
+        config=config,
+        region=region,
+        image=image,
+        roles=roles,
+        environment=environment,
+        opts=opts,
+    )
+    service = aws.ecs.Service(
+        f"{names.component}-service",
+        name=names.base,
+        cluster=cluster.arn,
+        task_definition=task_definition.arn,
+        desired_count=1,
+        launch_type="FARGATE",
+        network_configuration={
+            "subnets": network.subnet_ids,
+            "security_groups": [network.task_group.id],
+            "assign_public_ip": True,
+        },
+        load_balancers=[
+            {
+                "target_group_arn": entrance.target_group.arn,
+                "container_name": CONTAINER_NAME,
+                "container_port": config.port,
+            }
+        ],
+        health_check_grace_period_seconds=120,
+        deployment_circuit_breaker={"enable": True, "rollback": True},
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(depends_on=[entrance.https_listener])
+        ),
+    )
+    return DashboardTask(cluster, task_definition, service)

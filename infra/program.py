@@ -3,7 +3,7 @@
 :func:`build_backend` is the program (``infra/__main__.py`` calls it and exports
 :func:`stack_outputs`); tests call it under ``pulumi.runtime.set_mocks``.
 Both only run inside a Pulumi program (``pulumi up``) or under Pulumi's mocks, e.g.
-``backend = build_backend(StackConfig(prefix="demo")); stack_outputs(backend)["api_url"]``.
+``stack = build_backend(StackConfig(prefix="demo")); stack_outputs(stack)["api_url"]``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ from kit.core.settings import Settings
 
 
 @dataclass
-class Backend:
-    """Every component of a built stack, for outputs and tests."""
+class BackendStack:
+    """Every component of the Pulumi stack :func:`build_backend` built, for outputs and tests.
+
+    Not to be confused with :class:`kit.core.backend.BackendSpec` (what the backend is made of,
+    for both targets), from which it is built.
+    """
 
     config: StackConfig
     settings: Settings
@@ -58,7 +62,7 @@ def powertools_layer_arn(config: StackConfig) -> pulumi.Input[str]:
     return aws.ssm.get_parameter_output(name=name).value
 
 
-def build_backend(config: StackConfig) -> Backend:
+def build_backend(config: StackConfig) -> BackendStack:
     """Build every resource of the stack from ``config`` and the backend description."""
     settings = config.settings()
     spec = describe_backend(settings)
@@ -196,7 +200,7 @@ def build_backend(config: StackConfig) -> Backend:
                 region=config.region,
             ),
         )
-    return Backend(
+    return BackendStack(
         config=config,
         settings=settings,
         spec=spec,
@@ -223,57 +227,57 @@ def dashboard_environment(settings: Settings, api: Api, auth: Auth) -> dict[str,
     return env
 
 
-def stack_outputs(backend: Backend) -> dict[str, Any]:
+def stack_outputs(stack: BackendStack) -> dict[str, Any]:
     """What ``pulumi stack output`` shows and ``kit aws outputs`` turns into settings."""
-    spec = backend.spec
-    queue = backend.messaging.queues["detections"]
+    spec = stack.spec
+    queue = stack.messaging.queues["detections"]
     built_names: dict[str, pulumi.Input[str]] = {
-        spec.bucket.name: backend.storage.bucket.bucket,
-        spec.topic("alerts").name: backend.alerts.topic.name,
+        spec.bucket.name: stack.storage.bucket.bucket,
+        spec.topic("alerts").name: stack.alerts.topic.name,
     }
-    for logical, resource in backend.messaging.queues.items():
+    for logical, resource in stack.messaging.queues.items():
         built_names[spec.queue(logical).name] = resource.name
-        built_names[spec.queue(logical).dlq] = backend.messaging.dead_letter_queues[logical].name
-    for logical, table in backend.tables.tables.items():
+        built_names[spec.queue(logical).dlq] = stack.messaging.dead_letter_queues[logical].name
+    for logical, table in stack.tables.tables.items():
         built_names[spec.table(logical).name] = table.name
     resources = {
         field: built_names[name]
-        for field, name in backend.settings.resources.model_dump().items()
+        for field, name in stack.settings.resources.model_dump().items()
         if name in built_names
     }
     outputs: dict[str, Any] = {
-        "region": backend.config.region,
-        "prefix": backend.settings.prefix,
-        "bucket": backend.storage.bucket.bucket,
+        "region": stack.config.region,
+        "prefix": stack.settings.prefix,
+        "bucket": stack.storage.bucket.bucket,
         "detections_queue_url": queue.url,
-        "detections_dlq_url": backend.messaging.dead_letter_queues["detections"].url,
-        "alerts_topic_arn": backend.alerts.topic.arn,
-        "tables": {logical: table.name for logical, table in backend.tables.tables.items()},
-        "functions": {k: f.name for k, f in backend.functions.functions.items()},
-        "api_url": backend.api.url,
-        "cognito_user_pool_id": backend.auth.user_pool.id,
-        "cognito_client_id": backend.auth.api_client.id,
+        "detections_dlq_url": stack.messaging.dead_letter_queues["detections"].url,
+        "alerts_topic_arn": stack.alerts.topic.arn,
+        "tables": {logical: table.name for logical, table in stack.tables.tables.items()},
+        "functions": {k: f.name for k, f in stack.functions.functions.items()},
+        "api_url": stack.api.url,
+        "cognito_user_pool_id": stack.auth.user_pool.id,
+        "cognito_client_id": stack.auth.api_client.id,
         "resources": resources,
     }
-    if backend.edge is not None:
-        outputs["greengrass_role_alias"] = backend.edge.role_alias.alias
-        outputs["greengrass_token_exchange_role_arn"] = backend.edge.token_exchange_role.arn
-        outputs["greengrass_core_policy"] = backend.edge.core_device_policy.name
-        if backend.edge.panorama_role is not None:
-            outputs["panorama_role_arn"] = backend.edge.panorama_role.arn
-    if backend.dashboard is not None:
-        outputs["dashboard_url"] = backend.dashboard.url
-        outputs["dashboard_load_balancer_dns"] = backend.dashboard.load_balancer.dns_name
-        outputs["dashboard_repository_url"] = backend.dashboard.repository.repository_url
-    if backend.pipeline is not None:
-        outputs["pipeline_name"] = backend.pipeline.pipeline.name
-        if backend.pipeline.connection is not None:
-            outputs["repository_connection_arn"] = backend.pipeline.connection.arn
+    if stack.edge is not None:
+        outputs["greengrass_role_alias"] = stack.edge.role_alias.alias
+        outputs["greengrass_token_exchange_role_arn"] = stack.edge.token_exchange_role.arn
+        outputs["greengrass_core_policy"] = stack.edge.core_device_policy.name
+        if stack.edge.panorama_role is not None:
+            outputs["panorama_role_arn"] = stack.edge.panorama_role.arn
+    if stack.dashboard is not None:
+        outputs["dashboard_url"] = stack.dashboard.url
+        outputs["dashboard_load_balancer_dns"] = stack.dashboard.entrance.load_balancer.dns_name
+        outputs["dashboard_repository_url"] = stack.dashboard.image.repository.repository_url
+    if stack.pipeline is not None:
+        outputs["pipeline_name"] = stack.pipeline.pipeline.name
+        if stack.pipeline.connection is not None:
+            outputs["repository_connection_arn"] = stack.pipeline.connection.arn
     return outputs
 
 
 def main() -> None:
     """What ``pulumi up`` runs: read the stack config, build, export the outputs."""
-    backend = build_backend(StackConfig.from_pulumi_config())
-    for key, value in stack_outputs(backend).items():
+    stack = build_backend(StackConfig.from_pulumi_config())
+    for key, value in stack_outputs(stack).items():
         pulumi.export(key, value)

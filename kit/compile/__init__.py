@@ -1,4 +1,5 @@
-"""Export trained weights (ONNX, OpenVINO), check them against PyTorch, compile with SageMaker Neo.
+"""Export trained weights (ONNX, OpenVINO), check them against PyTorch, time them on the edge
+runtime, compile with SageMaker Neo.
 
 Examples:
     >>> from kit.compile import export_onnx, export_openvino, parity_check
@@ -26,10 +27,12 @@ from kit.compile.parity import (
     match_boxes,
     parity_check,
 )
+from kit.compile.speed import ExportSpeed, measure_export_speed
 
 __all__ = [
     "CompilationJobError",
     "ExportError",
+    "ExportSpeed",
     "ImageAgreement",
     "ParityError",
     "ParityReport",
@@ -40,6 +43,7 @@ __all__ = [
     "export_onnx",
     "export_openvino",
     "match_boxes",
+    "measure_export_speed",
     "nncf_available",
     "neo_target_devices",
     "package_for_neo",

@@ -6,8 +6,13 @@ answer (refused connection, timeout, 5xx) raises :class:`BackendUnreachableError
 rejected token raises :class:`NotSignedInError`.
 
 Auth: on the local target the bearer token is ``settings.api_token``; on aws it is a Cognito token,
-from :meth:`ControlApiClient.sign_in` (``kit.aws.sign_in``) or handed in (the hosted dashboard's load
-balancer forwards the user's token in the ``x-amzn-oidc-accesstoken`` header).
+from :meth:`ControlApiClient.sign_in` (``kit.aws.sign_in``; ``from_settings(email=..., password=...)``
+signs in at once) or handed in (the hosted dashboard's load balancer forwards the user's token in
+the ``x-amzn-oidc-accesstoken`` header).
+
+Waiting: :meth:`ControlApiClient.wait_for_frame`, :meth:`~ControlApiClient.wait_for_payload` and
+:meth:`~ControlApiClient.wait_for_alert` poll the API until what a device or the processor makes
+is there, and raise :class:`TimeoutError` saying what did not come and what the API last said.
 
 Examples:
     >>> from kit.dashboard import ControlApiClient
@@ -19,18 +24,28 @@ Examples:
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
 
+from kit.core.contracts import DetectionPayload
 from kit.core.settings import Settings, load_settings
+from kit.core.timefmt import parse_stamp, stamp
 
 DEFAULT_TIMEOUT_S = 10.0
 FRAME_TIMEOUT_S = 10.0
+POLL_S = 1.0
+"""How often the ``wait_for_*`` methods ask the API."""
 OIDC_TOKEN_ENV = "HTTP_X_AMZN_OIDC_ACCESSTOKEN"
 """Where Voila puts the load balancer's ``x-amzn-oidc-accesstoken`` header for the kernel
 (``--VoilaConfiguration.http_header_envs="['x-amzn-oidc-accesstoken']"``)."""
+
+
+T = TypeVar("T")
 
 
 class ControlApiError(Exception):
@@ -139,19 +154,27 @@ class ControlApiClient:
         *,
         token: str | None = None,
         require_url: bool = True,
+        email: str | None = None,
+        password: str | None = None,
+        new_password: str | None = None,
         **kwargs: Any,
     ) -> ControlApiClient:
         """A client for the target ``settings`` name (default: :func:`load_settings`).
 
         Local: the running stack's URL and ``api_token``. aws: ``api_url`` and ``token`` if given,
-        else the token the load balancer forwarded (``$HTTP_X_AMZN_OIDC_ACCESSTOKEN``), else none
-        until :meth:`sign_in`.
+        else the token the load balancer forwarded (``$HTTP_X_AMZN_OIDC_ACCESSTOKEN``), else a
+        sign-in with ``email`` and ``password`` if given, else none until :meth:`sign_in`.
 
         Args:
             require_url: raise when no control API URL is known (else the client waits for one).
+            email: aws: the user to sign in as when no token is at hand (ignored locally).
+            password: that user's password.
+            new_password: replaces the temporary password on the user's first sign-in.
 
         Raises:
-            ValueError: no control API URL is known and ``require_url``.
+            ValueError: no control API URL is known and ``require_url``; or an ``email`` without
+                a ``password``.
+            botocore.exceptions.ClientError: Cognito refused the sign-in.
         """
         import os
 
@@ -159,11 +182,16 @@ class ControlApiClient:
         url = settings.control_api_url()
         if not url and require_url:
             raise ValueError(missing_url_hint(settings))
+        if email is not None and not password:
+            raise ValueError(f"signing in as {email!r} needs the password too")
         if token is None:
             token = (
                 settings.api_token if settings.target == "local" else os.environ.get(OIDC_TOKEN_ENV)
             )
-        return cls(url, token, settings=settings, **kwargs)
+        client = cls(url, token, settings=settings, **kwargs)
+        if client.token is None and email is not None and password is not None:
+            client.sign_in(email, password, new_password=new_password)
+        return client
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -209,7 +237,11 @@ class ControlApiClient:
         if auth:
             if not self.token:
                 raise NotSignedInError(
-                    "not signed in: sign in first", method=method, path=path, status=None
+                    "not signed in: sign in first (sign_in(email, password), or "
+                    "ControlApiClient.from_settings(email=..., password=...))",
+                    method=method,
+                    path=path,
+                    status=None,
                 )
             sent_headers["Authorization"] = f"Bearer {self.token}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
@@ -325,6 +357,130 @@ class ControlApiClient:
                 path="frame",
             )
         return response.content
+
+    # -- waiting for what a device or the processor makes ----------------------------------
+    def wait_for_frame(
+        self,
+        camera_id: str,
+        *,
+        since: datetime | None = None,
+        timeout_s: float = 60.0,
+        poll_s: float = POLL_S,
+    ) -> dict[str, Any]:
+        """The camera's latest frame (as :meth:`latest_frame`) once it has one captured at or
+        after ``since`` (any, when None).
+
+        Raises:
+            TimeoutError: no such frame within ``timeout_s``.
+            ControlApiError: the API refused the request (other than "no frame yet").
+        """
+
+        def newer_frame() -> dict[str, Any] | None:
+            frame = self.latest_frame(camera_id)
+            captured = frame.get("captured_at")
+            if since is None or (captured and parse_stamp(captured) >= since):
+                return frame
+            return None
+
+        after = f" captured since {stamp(since)}" if since else ""
+        return self._wait_for(
+            newer_frame,
+            what=f"a frame from camera {camera_id!r}{after}",
+            hint="is the device running and publishing? (`kit devices`)",
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+        )
+
+    def wait_for_payload(
+        self, payload: DetectionPayload, *, timeout_s: float = 60.0, poll_s: float = POLL_S
+    ) -> dict[str, Any]:
+        """``payload`` as the backend stored it, once the processor has stored it.
+
+        Raises:
+            TimeoutError: it was not stored within ``timeout_s``.
+            ControlApiError: the API refused the request (other than "unknown camera").
+        """
+
+        def stored() -> dict[str, Any] | None:
+            items = self.detections(
+                payload.camera_id, since=stamp(payload.captured_at), limit=100, order="asc"
+            )
+            return next((p for p in items if p.get("payload_id") == payload.payload_id), None)
+
+        return self._wait_for(
+            stored,
+            what=f"payload {payload.payload_id} of camera {payload.camera_id!r} to be stored",
+            hint="was it sent to the detections queue, and does the processor run?",
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+        )
+
+    def wait_for_alert(
+        self,
+        camera_id: str,
+        *,
+        payload_id: str | None = None,
+        state: str = "OPEN",
+        timeout_s: float = 60.0,
+        poll_s: float = POLL_S,
+    ) -> dict[str, Any]:
+        """The camera's newest alert in ``state``, once there is one (raised by the payload
+        ``payload_id``, when given).
+
+        Raises:
+            TimeoutError: no such alert within ``timeout_s``.
+            ControlApiError: the API refused the request (other than "unknown camera"), e.g. a
+                ``state`` other than OPEN, ACKED or RESOLVED.
+        """
+
+        def alert() -> dict[str, Any] | None:
+            items = self.alerts(state=state, camera_id=camera_id, limit=50)
+            return next(
+                (a for a in items if payload_id is None or a.get("payload_id") == payload_id),
+                None,
+            )
+
+        raised_by = f" raised by payload {payload_id}" if payload_id else ""
+        return self._wait_for(
+            alert,
+            what=f"an alert in state {state} on camera {camera_id!r}{raised_by}",
+            hint="does the camera have a rule its payloads breach (GET /config/{camera})?",
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+        )
+
+    def _wait_for(
+        self,
+        find: Callable[[], T | None],
+        *,
+        what: str,
+        hint: str,
+        timeout_s: float,
+        poll_s: float,
+    ) -> T:
+        """Call ``find`` until it returns something; a 404 counts as "not yet"."""
+        if timeout_s <= 0 or poll_s <= 0:
+            raise ValueError(
+                f"timeout_s and poll_s must be > 0 seconds, got {timeout_s!r} and {poll_s!r}"
+            )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            not_found: ControlApiError | None = None
+            try:
+                found = find()
+            except ControlApiError as error:
+                if error.status != 404:
+                    raise
+                found, not_found = None, error
+            if found is not None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                said = f" (the API said: {not_found.message})" if not_found else ""
+                raise TimeoutError(
+                    f"gave up waiting for {what} after {timeout_s:g} s{said}; {hint}"
+                )
+            time.sleep(min(poll_s, left))
 
     # -- sign-in (aws) -----------------------------------------------------------------------
     def sign_in(

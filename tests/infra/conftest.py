@@ -190,24 +190,22 @@ def run_program(config: StackConfig) -> ProgramRun:
 
     @pulumi.runtime.test
     def program():
-        backend = build_backend(config)
+        stack = build_backend(config)
         documents: dict[str, Any] = {
-            f"function:{k}": v for k, v in backend.functions.policy_documents.items()
+            f"function:{k}": v for k, v in stack.functions.policy_documents.items()
         }
-        if backend.edge is not None:
-            documents["edge:greengrass"] = backend.edge.token_exchange_policy_document
-            if backend.edge.panorama_policy_document is not None:
-                documents["edge:panorama"] = backend.edge.panorama_policy_document
-        if backend.dashboard is not None:
-            documents["dashboard:task"] = backend.dashboard.task_policy_document
-            documents["dashboard:execution"] = backend.dashboard.execution_policy_document
-        if backend.pipeline is not None:
-            documents.update(
-                {f"pipeline:{k}": v for k, v in backend.pipeline.role_documents.items()}
-            )
-            documents["pipeline:pipeline"] = backend.pipeline.pipeline_role_document
+        if stack.edge is not None:
+            documents["edge:greengrass"] = stack.edge.token_exchange_policy_document
+            if stack.edge.panorama_policy_document is not None:
+                documents["edge:panorama"] = stack.edge.panorama_policy_document
+        if stack.dashboard is not None:
+            documents["dashboard:task"] = stack.dashboard.roles.task_policy_document
+            documents["dashboard:execution"] = stack.dashboard.roles.execution_policy_document
+        if stack.pipeline is not None:
+            documents.update({f"pipeline:{k}": v for k, v in stack.pipeline.role_documents.items()})
+            documents["pipeline:pipeline"] = stack.pipeline.pipeline_role_document
         return pulumi.Output.from_input(
-            {"outputs": stack_outputs(backend), "documents": documents}
+            {"outputs": stack_outputs(stack), "documents": documents}
         ).apply(
             lambda resolved: (
                 run.outputs.update(resolved["outputs"]),

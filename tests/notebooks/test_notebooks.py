@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import papermill
@@ -21,7 +20,9 @@ from kit.local import LocalStack
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 QUICK = {"target": "local", "quick": True, "interactive": False}
-BUDGET_S = 120  # each notebook, quick, on the local target, on this 2-core machine
+RERUN_TIMEOUT_S = 900
+"""Ends nbval's rerun of a notebook that hangs; generous, so that a loaded machine is not taken
+for a hang (quick, a notebook takes about 2 minutes on an idle 2-core machine)."""
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,6 @@ def test_notebook_runs_headless_with_quick_parameters(notebook, notebook_stack, 
     parameters = {k: v for k, v in QUICK.items() if f"{k} =" in source}
     if "work_dir =" in source:
         parameters["work_dir"] = str(tmp_path)
-    started = time.monotonic()
     papermill.execute_notebook(
         str(notebook),
         str(tmp_path / notebook.name),
@@ -75,15 +75,11 @@ def test_notebook_runs_headless_with_quick_parameters(notebook, notebook_stack, 
         kernel_name="python3",
         progress_bar=False,
     )
-    elapsed = time.monotonic() - started
-    assert elapsed < BUDGET_S * 2, (
-        f"{notebook.name} took {elapsed:.0f} s (budget {BUDGET_S} s, x2 for a loaded machine)"
-    )
     result = subprocess.run(
         [
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
             "--nbval-current-env", "--nbval-cell-timeout=300", str(tmp_path / notebook.name),
         ],
-        capture_output=True, text=True, timeout=BUDGET_S * 3, cwd=notebook.parent,
+        capture_output=True, text=True, timeout=RERUN_TIMEOUT_S, cwd=notebook.parent,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
