@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge_app.detectors.config import AutoInferenceConfig, InferenceConfig
 from kit.core.contracts import ControlConfig, ModelRef
 from kit.core.contracts.base import Identifier, contract_error
 
@@ -65,23 +66,6 @@ class CameraConfig(_Strict):
     crops: CropConfig = Field(default_factory=CropConfig)
 
 
-class InferenceConfig(_Strict):
-    """How the device runs its models (all cameras and models share these settings)."""
-
-    backend: Literal["auto", "onnxruntime", "openvino"] = Field(
-        default="auto", description="auto: OpenVINO for .xml models, ONNX Runtime for .onnx"
-    )
-    threads: int | None = Field(
-        default=None, ge=1, le=64, description="CPU threads per model (default: CPUs, at most 4)"
-    )
-    performance_hint: Literal["throughput", "latency"] = Field(
-        default="throughput",
-        description="throughput: frames of several cameras (or consecutive frames of one) are "
-        "inferred at once, the most frames a second per device; latency: one frame at a time "
-        "on all threads, the least time per frame",
-    )
-
-
 class SpoolConfig(_Strict):
     dir: Path = Path("spool")
     max_mb: float = Field(default=500, gt=0)
@@ -102,7 +86,10 @@ class DeviceConfig(_Strict):
         description="model files shipped with the app, by 'name:version' or 'name' (no download needed)",
     )
     model_cache_dir: Path = Path("model-cache")
-    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    inference: InferenceConfig = Field(
+        default_factory=AutoInferenceConfig,
+        description="how models run: backend (auto, onnxruntime, openvino) and its settings",
+    )
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     heartbeat_s: float = Field(default=10.0, ge=1, le=3600)
     control_poll_s: float = Field(default=5.0, ge=0.5, le=3600)

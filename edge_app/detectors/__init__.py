@@ -4,14 +4,18 @@ Examples:
     >>> from edge_app.detectors import load_detector
     >>> # detector = load_detector("best.onnx")            # ONNX Runtime
     >>> # detector = load_detector("best_openvino_model")  # OpenVINO
+    >>> # detector = load_detector("best.onnx", OpenVinoConfig(device="GPU", precision="f16"))
     >>> # detections = detector.detect(frame_bgr, conf=0.25, iou=0.45)
 """
 
-from edge_app.detectors.base import (
-    PERFORMANCE_HINTS,
-    InferenceBackend,
-    InferenceJob,
+from edge_app.detectors.base import BackendUnavailableError, InferenceBackend, InferenceJob
+from edge_app.detectors.config import (
+    AutoInferenceConfig,
+    InferenceConfig,
+    OnnxRuntimeConfig,
+    OpenVinoConfig,
     default_thread_count,
+    inference_config,
 )
 from edge_app.detectors.core import (
     BACKENDS,
@@ -21,6 +25,7 @@ from edge_app.detectors.core import (
     load_detector,
 )
 from edge_app.detectors.metadata import (
+    DetectorMetadata,
     ModelMetadata,
     read_metadata_yaml,
     read_onnx_metadata,
@@ -35,16 +40,22 @@ from edge_app.detectors.processing import (
 
 __all__ = [
     "BACKENDS",
-    "PERFORMANCE_HINTS",
+    "AutoInferenceConfig",
+    "BackendUnavailableError",
     "Detector",
+    "DetectorMetadata",
     "InferenceBackend",
+    "InferenceConfig",
     "InferenceJob",
     "LetterboxInfo",
     "ModelMetadata",
+    "OnnxRuntimeConfig",
+    "OpenVinoConfig",
     "backend_for_path",
     "batched_nms",
     "default_thread_count",
     "frame_to_tensor",
+    "inference_config",
     "letterbox",
     "load_backend",
     "load_detector",

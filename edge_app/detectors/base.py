@@ -8,7 +8,6 @@ of one camera, so the CPU work around inference overlaps inference itself.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -16,32 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.detectors.metadata import ModelMetadata
-
-PERFORMANCE_HINTS = ("throughput", "latency")
-"""``throughput``: several single-threaded inferences at once (cameras and frames in parallel);
-``latency``: one inference at a time, spread over all threads (lowest time per frame)."""
-
-
-def default_thread_count() -> int:
-    """Threads for one model's inference: the CPUs this process may use, at most 4.
-
-    Small detectors at 320-640 px gain little beyond 4 threads, and several models or cameras
-    share the device, so a cap avoids oversubscription.
-    """
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        available = os.cpu_count() or 1
-    return max(1, min(4, available))
-
-
-def check_performance_hint(hint: str) -> str:
-    """``hint`` lower-cased, or `ValueError` naming the allowed values."""
-    value = str(hint).lower()
-    if value not in PERFORMANCE_HINTS:
-        raise ValueError(f"performance_hint must be one of {list(PERFORMANCE_HINTS)}, got {hint!r}")
-    return value
+from edge_app.detectors.metadata import DetectorMetadata
 
 
 class InferenceJob:
@@ -121,7 +95,7 @@ class InferenceBackend(ABC):
     name: str = ""
     max_in_flight: int = 1
 
-    def __init__(self, model_path: Path, metadata: ModelMetadata) -> None:
+    def __init__(self, model_path: Path, metadata: DetectorMetadata) -> None:
         self.model_path = model_path
         self.metadata = metadata
 
@@ -142,6 +116,11 @@ class InferenceBackend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.model_path)!r})"
+
+
+class BackendUnavailableError(RuntimeError):
+    """What the inference config asks for is not on this machine (a device, an execution
+    provider); the message says what the machine has."""
 
 
 def check_batch_dimension(shape: list, source: Path) -> None:

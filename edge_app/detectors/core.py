@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_app.detections import Detections, class_ids_of
 from edge_app.detectors.base import InferenceBackend, InferenceJob
+from edge_app.detectors.config import AutoInferenceConfig, InferenceConfig, inference_config
 from edge_app.detectors.processing import (
     LetterboxInfo,
     decode_end2end_output,
@@ -22,7 +23,8 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "edge_app.detectors.onnxruntime_backend:OnnxRuntimeBackend",
     "openvino": "edge_app.detectors.openvino_backend:OpenVinoBackend",
 }
-"""Backend name -> ``module:class`` of its `InferenceBackend`, imported on first use."""
+"""Backend name -> ``module:class`` of its `InferenceBackend`, imported on first use; each takes
+``(model_path, config, class_names=...)`` with its config from `edge_app.detectors.config`."""
 
 
 class Detector:
@@ -195,67 +197,66 @@ def backend_for_path(path: str | Path) -> str:
     )
 
 
-def load_backend(path: str | Path, backend: str = "auto", **options: Any) -> InferenceBackend:
-    """Load a model file with the named backend (or the one `backend_for_path` picks).
+def load_backend(
+    path: str | Path,
+    config: InferenceConfig | None = None,
+    class_names: Mapping[int, str] | None = None,
+) -> InferenceBackend:
+    """Load a model file with the backend ``config`` names (for ``auto``, `backend_for_path`'s).
 
     Raises:
         FileNotFoundError: when there is no model at ``path``.
-        ValueError: for an unknown backend name.
+        BackendUnavailableError: a device or execution provider this machine does not have.
+        ImportError: when the backend's runtime package is not installed.
     """
-    name = backend_for_path(path) if backend == "auto" else backend
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of {sorted(BACKENDS)}")
+    config = config or AutoInferenceConfig()
+    if isinstance(config, AutoInferenceConfig):
+        config = config.for_backend(backend_for_path(path))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
-    if name == "onnxruntime" and path.is_dir():
+    if config.backend == "onnxruntime" and path.is_dir():
         candidates = sorted(path.glob("*.onnx"))
         if len(candidates) != 1:
             found = [c.name for c in candidates] or "none"
             raise FileNotFoundError(f"expected exactly one .onnx model in {path}, found {found}")
         path = candidates[0]
-    module_name, class_name = BACKENDS[name].split(":")
+    module_name, class_name = BACKENDS[config.backend].split(":")
     backend_class = getattr(importlib.import_module(module_name), class_name)
-    return backend_class(path, **options)
+    return backend_class(path, config, class_names=class_names)
 
 
 def load_detector(
     path: str | Path,
-    backend: str = "auto",
-    threads: int | None = None,
+    inference: InferenceConfig | Mapping[str, Any] | None = None,
+    *,
     class_names: Mapping[int, str] | None = None,
     max_det: int = 300,
-    performance_hint: str = "throughput",
-    **backend_options: Any,
+    **fields: Any,
 ) -> Detector:
     """Load a detector from a model file, reading classes and input size from its metadata.
 
     Args:
         path: ``.onnx`` file, OpenVINO ``.xml`` or ``*_openvino_model`` directory.
-        backend: ``"auto"`` (by path), ``"onnxruntime"`` or ``"openvino"`` (which also reads
-            ``.onnx`` files).
-        threads: Inference threads (default: the CPUs available, at most 4).
-        performance_hint: ``"throughput"`` (several inferences at once, one thread each: the
-            most frames a second) or ``"latency"`` (one at a time on all threads).
+        inference: How to run it: a device config's ``inference`` (`OnnxRuntimeConfig`,
+            `OpenVinoConfig`, `AutoInferenceConfig`) or its mapping; ``auto`` when omitted.
         class_names: Names by class id for models without ultralytics metadata.
         max_det: Most detections per frame.
-        **backend_options: Passed to the backend (``device="GPU"`` for OpenVINO, ...).
+        **fields: Fields of the inference config, over ``inference``'s: ``backend`` (``auto``,
+            ``onnxruntime``, ``openvino``), ``threads``, ``performance_hint``, and per backend
+            ``device``, ``precision`` (OpenVINO), ``execution_providers`` (ONNX Runtime).
 
     Raises:
         FileNotFoundError: when there is no model at ``path``.
-        ValueError: for an unknown backend or a model that is not an object detector.
+        ValueError: a bad inference config (`kit.core.contracts.ContractError`, naming the field
+            and what is allowed), or a model that is not an object detector.
+        BackendUnavailableError: a device or execution provider this machine does not have.
         ImportError: when the backend's runtime package is not installed.
 
     Examples:
         >>> # detector = load_detector("runs/detect/train/weights/best_openvino_model")
+        >>> # detector = load_detector("best.onnx", backend="openvino", device="GPU", precision="f16")
         >>> # detector.class_names -> {0: "person", 1: "helmet"}
     """
-    loaded = load_backend(
-        path,
-        backend,
-        threads=threads,
-        class_names=class_names,
-        performance_hint=performance_hint,
-        **backend_options,
-    )
-    return Detector(loaded, max_det=max_det)
+    config = inference_config(inference, **fields)
+    return Detector(load_backend(path, config, class_names=class_names), max_det=max_det)

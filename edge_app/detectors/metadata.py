@@ -18,8 +18,11 @@ SUPPORTED_TASKS = ("detect",)
 
 
 @dataclass(frozen=True)
-class ModelMetadata:
-    """The facts about a model that pre- and post-processing need.
+class DetectorMetadata:
+    """The facts about a model file that pre- and post-processing need.
+
+    Read from the model file itself; the registry's record of a model version is
+    `kit.core.contracts.ModelMetadata`.
 
     Attributes:
         class_names: Class names by class id.
@@ -32,7 +35,7 @@ class ModelMetadata:
         source: Where the metadata was read from (for messages).
 
     Examples:
-        >>> meta = ModelMetadata.from_mapping({"names": "{0: 'fish'}", "imgsz": "[320, 320]"})
+        >>> meta = DetectorMetadata.from_mapping({"names": "{0: 'fish'}", "imgsz": "[320, 320]"})
         >>> meta.class_names, meta.imgsz, meta.stride
         ({0: 'fish'}, (320, 320), 32)
     """
@@ -47,7 +50,7 @@ class ModelMetadata:
     source: str = field(default="", compare=False)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], source: str = "") -> ModelMetadata:
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "") -> DetectorMetadata:
         """Metadata from ultralytics' keys; values may be typed or Python-literal strings.
 
         Raises:
@@ -89,6 +92,11 @@ class ModelMetadata:
                 f"model task {self.task!r} ({self.source or 'model'}) is not supported; "
                 f"supported tasks: {list(SUPPORTED_TASKS)}"
             )
+
+
+ModelMetadata = DetectorMetadata
+"""The former name, kept until ``edge_app/panorama.py`` and ``tests/kit/deploy`` use
+`DetectorMetadata` (issue 13: one ``ModelMetadata``, the registry's)."""
 
 
 def _literal(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend (CPU execution provider)."""
+"""ONNX Runtime backend: an ``.onnx`` model on the execution providers its config lists."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 import onnxruntime as ort
 
 from edge_app.detectors.base import (
+    BackendUnavailableError,
     InferenceBackend,
     InferenceJob,
     check_batch_dimension,
-    check_performance_hint,
-    default_thread_count,
 )
-from edge_app.detectors.metadata import ModelMetadata
+from edge_app.detectors.config import OnnxRuntimeConfig
+from edge_app.detectors.metadata import DetectorMetadata
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 """numpy dtype a submitted tensor is converted to, by the model input's ONNX type."""
@@ -30,19 +30,19 @@ class OnnxRuntimeBackend(InferenceBackend):
     than inside one frame, so several cameras, or one camera's consecutive frames, get the most
     frames a second. ``latency`` runs one frame at a time on ``threads`` intra-op threads.
 
+    The session runs on the config's ``execution_providers`` (in that order); ONNX Runtime would
+    quietly fall back to the CPU for a provider it lacks or cannot start, so both are refused.
+
     Args:
         model_path: The ``.onnx`` file.
-        threads: CPU threads in all; defaults to `default_thread_count`.
-        performance_hint: ``"throughput"`` or ``"latency"`` (see above).
-        providers: Execution providers, ``["CPUExecutionProvider"]`` unless given.
-        allow_spinning: Let idle intra-op threads busy-wait for work (``latency`` only). Off by
-            default: spinning saves a fraction of a millisecond on an idle machine, but on a
-            device where video decoding, tracking and other cameras share the cores it steals
-            their CPU and can make inference several times slower.
+        config: Threads, performance hint, execution providers, spinning (the defaults when
+            omitted: CPU, `default_thread_count` threads, ``throughput``).
         class_names: Overrides the names in the model's metadata (models not from ultralytics).
 
     Raises:
-        ValueError: for an unknown performance hint or a model with a batch size other than 1.
+        BackendUnavailableError: an execution provider this onnxruntime build lacks, or one that
+            failed to start.
+        ValueError: a model with a batch size other than 1.
 
     Examples:
         >>> # backend = OnnxRuntimeBackend(Path("best.onnx"))
@@ -54,27 +54,40 @@ class OnnxRuntimeBackend(InferenceBackend):
     def __init__(
         self,
         model_path: str | Path,
-        threads: int | None = None,
-        performance_hint: str = "throughput",
-        providers: list[str] | None = None,
-        allow_spinning: bool = False,
+        config: OnnxRuntimeConfig | None = None,
         class_names: Mapping[int, str] | None = None,
     ) -> None:
-        hint = check_performance_hint(performance_hint)
-        threads = threads or default_thread_count()
+        config = config or OnnxRuntimeConfig()
         model_path = Path(model_path)
+        providers = list(config.execution_providers)
+        available = ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise BackendUnavailableError(
+                f"inference.execution_providers: {missing} not in this onnxruntime build "
+                f"({ort.__version__}); available here: {available}"
+            )
+        threads = config.thread_count
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1 if hint == "throughput" else threads
+        options.intra_op_num_threads = 1 if config.performance_hint == "throughput" else threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+            "session.intra_op.allow_spinning", "1" if config.allow_spinning else "0"
         )
         self.session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+            str(model_path), sess_options=options, providers=providers
         )
+        started = self.session.get_providers()
+        failed = [p for p in providers if p not in started]
+        if failed:
+            raise BackendUnavailableError(
+                f"inference.execution_providers: {failed} failed to start for {model_path.name} "
+                f"(its libraries or driver are missing: see ONNX Runtime's log); the session "
+                f"would run on {started}"
+            )
         model_input = self.session.get_inputs()[0]
         check_batch_dimension(model_input.shape, model_path)
         values: dict = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -82,9 +95,9 @@ class OnnxRuntimeBackend(InferenceBackend):
             values["imgsz"] = list(model_input.shape[2:])
         if class_names is not None:
             values["names"] = dict(class_names)
-        super().__init__(model_path, ModelMetadata.from_mapping(values, source=str(model_path)))
-        self.performance_hint = hint
-        self.max_in_flight = threads if hint == "throughput" else 1
+        super().__init__(model_path, DetectorMetadata.from_mapping(values, source=str(model_path)))
+        self.config = config
+        self.max_in_flight = threads if config.performance_hint == "throughput" else 1
         self._input_name = model_input.name
         self._input_dtype = INPUT_DTYPES.get(model_input.type, np.float32)
         self._output_names = [self.session.get_outputs()[0].name]

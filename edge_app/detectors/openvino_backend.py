@@ -6,6 +6,7 @@ ONNX Runtime models.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,13 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from edge_app.detectors.base import (
+    BackendUnavailableError,
     InferenceBackend,
     InferenceJob,
     check_batch_dimension,
-    check_performance_hint,
-    default_thread_count,
 )
-from edge_app.detectors.metadata import ModelMetadata, read_metadata_yaml, read_onnx_metadata
+from edge_app.detectors.config import OPENVINO_VIRTUAL_DEVICES, OpenVinoConfig, hardware_devices
+from edge_app.detectors.metadata import DetectorMetadata, read_metadata_yaml, read_onnx_metadata
+
+log = logging.getLogger(__name__)
 
 OPENVINO_PIN = "openvino==2026.4.1"
 
@@ -44,6 +47,41 @@ def resolve_openvino_model(path: str | Path) -> Path:
     return path
 
 
+def check_device_available(device: str, available: list[str]) -> None:
+    """Raise `BackendUnavailableError` when ``device`` names hardware missing from ``available``.
+
+    ``available`` is ``ov.Core().available_devices`` (``["CPU", "GPU.0", "GPU.1"]``): ``GPU``
+    means any GPU there, and a single GPU listed as ``GPU`` is also ``GPU.0``.
+    """
+    for name in hardware_devices(device):
+        kind, _, index = name.partition(".")
+        present = (
+            name in available
+            or (not index and any(a.partition(".")[0] == kind for a in available))
+            or (index == "0" and kind in available)
+        )
+        if not present:
+            raise BackendUnavailableError(
+                f"inference.device: OpenVINO device {name!r} is not available on this machine; "
+                f"available: {available}"
+            )
+
+
+def compile_properties(config: OpenVinoConfig) -> dict:
+    """The ``compile_model`` properties for ``config``: hint, CPU threads, precision."""
+    properties: dict = {"PERFORMANCE_HINT": config.performance_hint.upper()}
+    threads = config.thread_count
+    if config.device == "CPU":
+        properties["INFERENCE_NUM_THREADS"] = threads
+    elif config.device.partition(":")[0] in OPENVINO_VIRTUAL_DEVICES:
+        # the devices under AUTO/MULTI/HETERO are picked at compile time: the CPU's threads go
+        # to the CPU, should it be one of them
+        properties["DEVICE_PROPERTIES"] = {"CPU": {"INFERENCE_NUM_THREADS": threads}}
+    if config.precision is not None:
+        properties["INFERENCE_PRECISION_HINT"] = config.precision
+    return properties
+
+
 class OpenVinoBackend(InferenceBackend):
     """Runs a model with OpenVINO on reusable asynchronous infer requests.
 
@@ -57,19 +95,20 @@ class OpenVinoBackend(InferenceBackend):
 
     Args:
         model_path: A ``*_openvino_model`` directory, an ``.xml`` file or an ``.onnx`` file.
-        device: OpenVINO device name (``"CPU"``, ``"GPU"``, ``"AUTO"``, ...).
-        threads: Inference threads in all; defaults to `default_thread_count`.
-        performance_hint: ``"throughput"`` or ``"latency"`` (see above).
-        precision: ``INFERENCE_PRECISION_HINT`` such as ``"f32"``; OpenVINO's default (bf16 on
-            CPUs with AMX or AVX512-BF16, as ultralytics runs it too) when omitted.
+        config: Device, precision, threads, performance hint (the defaults when omitted: CPU,
+            the device's precision, `default_thread_count` threads, ``throughput``).
         class_names: Overrides the names in the model's metadata.
+
+    Attributes:
+        precision: The precision the compiled model computes in (``"f32"``, ``"bf16"`` ...):
+            the config's when the device has it, else what the device chose instead.
 
     Raises:
         ImportError: when the ``openvino`` package is not installed.
-        ValueError: for an unknown performance hint.
+        BackendUnavailableError: a device this machine does not have.
 
     Examples:
-        >>> # backend = OpenVinoBackend("best_openvino_model")
+        >>> # backend = OpenVinoBackend("best_openvino_model", OpenVinoConfig(device="GPU"))
         >>> # raw = backend.infer(tensor)
     """
 
@@ -78,10 +117,7 @@ class OpenVinoBackend(InferenceBackend):
     def __init__(
         self,
         model_path: str | Path,
-        device: str = "CPU",
-        threads: int | None = None,
-        performance_hint: str = "throughput",
-        precision: str | None = None,
+        config: OpenVinoConfig | None = None,
         class_names: Mapping[int, str] | None = None,
     ) -> None:
         try:
@@ -91,9 +127,10 @@ class OpenVinoBackend(InferenceBackend):
                 f"the openvino backend needs the openvino package (pip install {OPENVINO_PIN}); "
                 "or load the .onnx model with backend='onnxruntime'"
             ) from error
-        hint = check_performance_hint(performance_hint)
-        model_file = resolve_openvino_model(model_path)
+        config = config or OpenVinoConfig()
         core = ov.Core()
+        check_device_available(config.device, core.available_devices)
+        model_file = resolve_openvino_model(model_path)
         model = core.read_model(str(model_file))
         shape = [d.get_length() if d.is_static else -1 for d in model.inputs[0].get_partial_shape()]
         check_batch_dimension(shape, model_file)
@@ -103,25 +140,36 @@ class OpenVinoBackend(InferenceBackend):
         if class_names is not None:
             values["names"] = dict(class_names)
         super().__init__(
-            Path(model_path), ModelMetadata.from_mapping(values, source=str(model_file))
+            Path(model_path), DetectorMetadata.from_mapping(values, source=str(model_file))
         )
-        config = {
-            "PERFORMANCE_HINT": hint.upper(),
-            "INFERENCE_NUM_THREADS": threads or default_thread_count(),
-        }
-        if precision is not None:
-            config["INFERENCE_PRECISION_HINT"] = precision
-        self.device = device
-        self.performance_hint = hint
-        self.compiled_model = core.compile_model(model, device, config)
+        self.config = config
+        self.compiled_model = core.compile_model(model, config.device, compile_properties(config))
+        self.precision = self._compiled_precision()
+        if config.precision is not None and self.precision not in (None, config.precision):
+            log.warning(
+                "OpenVINO device %s computes %s in %s: it has no %s",
+                config.device,
+                model_file.name,
+                self.precision,
+                config.precision,
+            )
         self.max_in_flight = 1
-        if hint == "throughput":
+        if config.performance_hint == "throughput":
             optimal = self.compiled_model.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
             self.max_in_flight = max(1, int(optimal))
         self._tensor = ov.Tensor
         self._input_dtype = self.compiled_model.inputs[0].get_element_type().to_dtype()
         self._idle: list = []
         self._lock = threading.Lock()
+
+    def _compiled_precision(self) -> str | None:
+        """``INFERENCE_PRECISION_HINT`` of the compiled model; None where the device (AUTO,
+        MULTI, HETERO) does not report it."""
+        if "INFERENCE_PRECISION_HINT" not in self.compiled_model.get_property(
+            "SUPPORTED_PROPERTIES"
+        ):
+            return None
+        return self.compiled_model.get_property("INFERENCE_PRECISION_HINT").to_string()
 
     @staticmethod
     def _metadata_values(model, model_file: Path) -> dict:

@@ -158,6 +158,7 @@ def device_config(
     settings: Mapping[str, Any] | None = None,
     heartbeat_s: float = 10.0,
     control_poll_s: float = 5.0,
+    inference: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A device config (``edge_app.config.DeviceConfig`` fields) as a plain mapping.
 
@@ -168,9 +169,13 @@ def device_config(
         settings: see :func:`device_settings`.
         heartbeat_s: seconds between heartbeats.
         control_poll_s: seconds between control config polls.
+        inference: how the device runs its models, the ``inference`` section
+            (``{"backend": "openvino", "device": "GPU", "precision": "f16"}``; see
+            ``edge_app.detectors.config``); left out: ``auto`` on the CPU.
 
     Raises:
-        ValueError: no camera, or a malformed model reference.
+        ValueError: no camera, a malformed model reference, or an inference section that is
+            not valid (naming the field and what is allowed).
     """
     cameras = [dict(camera) for camera in cameras]
     if not cameras:
@@ -179,10 +184,33 @@ def device_config(
     for camera in cameras:
         if ref is not None and camera.get("model") is None:
             camera["model"] = ref.model_dump()
-    return {
+    config = {
         "device_id": device_id,
         "cameras": cameras,
         "settings": dict(settings or {}),
         "heartbeat_s": heartbeat_s,
         "control_poll_s": control_poll_s,
     }
+    if inference is not None:
+        config["inference"] = inference_section(inference)
+    return config
+
+
+def inference_section(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``inference`` section of a device config, validated, as device.yaml holds it.
+
+    The fields given and the backend are kept (normalised: ``device: gpu`` -> ``GPU``); the
+    defaults stay out, so a newer edge app's defaults apply. The old flat section
+    (``backend``, ``threads``, ``performance_hint``) is the same typed section.
+
+    Raises:
+        ValueError: naming the bad field and what is allowed.
+
+    Examples:
+        >>> inference_section({"backend": "openvino", "device": "gpu.1"})
+        {'backend': 'openvino', 'device': 'GPU.1'}
+    """
+    from edge_app.detectors.config import inference_config
+
+    config = inference_config(values)
+    return {"backend": config.backend, **config.model_dump(mode="json", exclude_unset=True)}

@@ -23,7 +23,9 @@ fills from the component configuration (``Setenv`` with ``{configuration:/...}``
 
 Paths: shipped model files and camera videos are made absolute (inside the bundle); the
 spool and the model cache stay relative to the work dir (``base_dir``), so they survive a new
-bundle version.
+bundle version. The bundle's ``inference`` section (backend, device, precision, execution
+providers, threads: ``edge_app.detectors.config``) is kept as it is and validated with the rest;
+a device that needs other inference settings gets its own ``device.yaml``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from edge_app.detections import Detections, box_iou
 from edge_app.detectors import (
     Detector,
-    ModelMetadata,
+    DetectorMetadata,
     backend_for_path,
     load_detector,
     read_metadata_yaml,
@@ -132,7 +132,7 @@ def test_onnx_metadata_reader_agrees_with_onnxruntime(trained_model):
 
 def test_metadata_is_read_from_the_openvino_export(trained_model, openvino_model):
     values = read_metadata_yaml(openvino_model / "metadata.yaml")
-    metadata = ModelMetadata.from_mapping(values)
+    metadata = DetectorMetadata.from_mapping(values)
     assert metadata.class_names == trained_model.class_names
     assert (metadata.imgsz, metadata.stride, metadata.task) == (
         (trained_model.imgsz, trained_model.imgsz),
@@ -209,7 +209,9 @@ def test_backend_is_picked_from_the_path(tmp_path):
 def test_clear_errors_for_bad_models_and_arguments(trained_model, onnx_detector, tmp_path):
     with pytest.raises(FileNotFoundError, match="no model at"):
         load_detector(tmp_path / "missing.onnx")
-    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+    with pytest.raises(
+        ValueError, match=r"inference\.backend: must be one of .* \(got 'tensorrt'\)"
+    ):
         load_detector(trained_model.onnx, backend="tensorrt")
     with pytest.raises(ValueError, match="conf must be between 0 and 1"):
         onnx_detector.detect(trained_model.frames[0], conf=25)
@@ -220,7 +222,7 @@ def test_clear_errors_for_bad_models_and_arguments(trained_model, onnx_detector,
 
 
 def test_models_that_are_not_detectors_are_refused():
-    metadata = ModelMetadata.from_mapping(
+    metadata = DetectorMetadata.from_mapping(
         {"names": "{0: 'a'}", "imgsz": "[64, 64]", "task": "segment"}
     )
     with pytest.raises(ValueError, match="task 'segment'"):
@@ -233,11 +235,11 @@ def test_models_that_are_not_detectors_are_refused():
 )
 def test_incomplete_metadata_is_reported(values, message):
     with pytest.raises(ValueError, match=message):
-        ModelMetadata.from_mapping(values, source="model.onnx")
+        DetectorMetadata.from_mapping(values, source="model.onnx")
 
 
 def test_metadata_accepts_typed_values_and_name_lists():
-    metadata = ModelMetadata.from_mapping(
+    metadata = DetectorMetadata.from_mapping(
         {"names": ["hard hat", "person"], "imgsz": 320, "stride": 32, "end2end": True}
     )
     assert metadata.class_names == {0: "hard hat", 1: "person"}
@@ -299,6 +301,6 @@ def test_a_tensor_of_another_dtype_or_layout_is_converted(trained_model, model_f
 
 def test_unknown_performance_hint_is_refused(trained_model):
     with pytest.raises(
-        ValueError, match=r"performance_hint must be one of \['throughput', 'latency'\]"
+        ValueError, match=r"performance_hint: Input should be 'throughput' or 'latency'"
     ):
         load_detector(trained_model.onnx, performance_hint="fastest")
