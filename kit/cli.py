@@ -2,6 +2,11 @@
 
 Every command reads the same settings as the notebooks (see :mod:`kit.core.settings`); ``--config``
 points at another settings file.
+
+An expected failure (the local stack is down, a port is taken, a model or alias does not exist, a
+bad value, no AWS credentials, a resource that is not provisioned) prints one ``kit: error:``
+line on stderr saying what and what to do, and exits with 2 (130 for Ctrl-C); only a bug in the
+kit shows a traceback (:func:`describe_error`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,74 @@ from kit.core.contracts import export_schemas
 from kit.core.settings import Settings, SettingsError, find_project_root, load_settings
 
 log = logging.getLogger("kit")
+
+NOT_PROVISIONED = {
+    "ResourceNotFoundException",
+    "NoSuchBucket",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "NotFound",
+    "NotFoundException",
+}
+"""Error codes meaning a backend resource does not exist (yet)."""
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "ExpiredToken"}
+
+
+def describe_error(error: BaseException, settings: Settings | None) -> str | None:
+    """One line for an expected failure; None for anything else (a bug: let it raise)."""
+    import requests
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
+    local = settings is not None and settings.target == "local"
+    hint = (
+        "the local stack is not running; start it with `kit local up` (see `kit local status`)"
+        if local
+        else f"check the network and the region ({_region(settings)})"
+    )
+    if isinstance(error, requests.ConnectionError):
+        where = error.request.url if error.request is not None else "the control API"
+        return f"cannot reach {where}: {hint}"
+    if isinstance(error, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
+        where = error.kwargs.get("endpoint_url") or "the AWS endpoint"
+        return f"cannot reach {where}: {hint}"
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return (
+            "no AWS credentials: configure a profile (AWS_PROFILE) or a role for the aws target, "
+            "or use the local target (`target: local`)"
+        )
+    if isinstance(error, NoRegionError):
+        return "no AWS region: set `region` in evk.yaml or EVK_REGION"
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "") or str(error)
+        operation = getattr(error, "operation_name", "the request")
+        if code in NOT_PROVISIONED:
+            hint = (
+                "start (or restart) the local stack with `kit local up`"
+                if local
+                else "deploy the backend (`pulumi up`) and run `kit aws outputs`"
+            )
+            return f"{operation}: {message} ({code}): the backend is not provisioned; {hint}"
+        if code in DENIED:
+            return f"{operation}: access denied ({code}): {message}"
+        return f"{operation} failed ({code}): {message}"
+    if isinstance(
+        error, SettingsError | LookupError | ValueError | RuntimeError | TimeoutError | OSError
+    ):
+        return str(error) or type(error).__name__
+    return None
+
+
+def _region(settings: Settings | None) -> str:
+    return settings.region if settings is not None else "unknown"
 
 
 def _local(settings: Settings, args: argparse.Namespace) -> int:
@@ -46,13 +119,19 @@ def _local(settings: Settings, args: argparse.Namespace) -> int:
 def _alerts(settings: Settings, args: argparse.Namespace) -> int:
     from kit.local.runner import read_alert_inbox
 
+    if args.once:
+        # everything waiting now: batches of up to 10 until the inbox is empty
+        wait_s = 1
+        while notices := read_alert_inbox(settings, wait_s=wait_s):
+            for notice in notices:
+                print(f"\n[{notice.sent_at}] {notice.subject}\n{notice.body}", flush=True)
+            wait_s = 0
+        return 0
     print(f"waiting for alerts on {settings.resources.alerts_inbox_queue} (Ctrl-C to stop)")
     try:
         while True:
             for notice in read_alert_inbox(settings, wait_s=20):
                 print(f"\n[{notice.sent_at}] {notice.subject}\n{notice.body}", flush=True)
-            if args.once:
-                return 0
     except KeyboardInterrupt:
         return 0
 
@@ -176,13 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     local = commands.add_parser("local", help="the local AWS target (moto server + runners)")
-    local.add_argument("action", choices=["up", "down", "status", "snapshot"])
+    local.add_argument(
+        "action",
+        choices=["up", "down", "status", "snapshot"],
+        help="up: start (or reuse) the stack and restore its data; down: save a snapshot and stop; "
+        "status: is it running, where; snapshot: save the data now",
+    )
     local.add_argument("--no-snapshot", action="store_true", help="down: do not save the data")
     local.add_argument("--json", action="store_true", help="status: print JSON")
     local.set_defaults(run=_local)
 
     alerts = commands.add_parser("alerts", help="alerts sent by the backend (local target)")
-    alerts.add_argument("action", choices=["tail"])
+    alerts.add_argument(
+        "action", choices=["tail"], help="tail: print the alert e-mails as the topic sends them"
+    )
     alerts.add_argument("--once", action="store_true", help="print what is waiting, then exit")
     alerts.set_defaults(run=_alerts)
 
@@ -195,9 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument("--stack", help="the Pulumi stack (when asking the Pulumi CLI)")
     outputs.add_argument("--write", help="the settings file to write (default: <project>/evk.yaml)")
     create_user = aws_actions.add_parser("create-user", help="create a dashboard user in Cognito")
-    create_user.add_argument("email")
-    create_user.add_argument("--temporary-password")
-    create_user.add_argument("--no-invitation", action="store_true")
+    create_user.add_argument("email", help="the user's e-mail address (their login)")
+    create_user.add_argument(
+        "--temporary-password", help="the first password (default: Cognito generates one)"
+    )
+    create_user.add_argument(
+        "--no-invitation", action="store_true", help="do not e-mail the invitation"
+    )
     aws_cmd.set_defaults(run=_aws)
 
     train = commands.add_parser("train", help="train a YOLO detector locally (ultralytics, CPU)")
@@ -205,9 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--base", default="yolov8n.yaml", help="yolov8n.yaml, a .pt, or a registered model"
     )
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--imgsz", type=int, default=320)
-    train.add_argument("--batch", type=int, default=16)
+    train.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    train.add_argument(
+        "--imgsz", type=int, default=320, help="square input size in pixels (default 320)"
+    )
+    train.add_argument("--batch", type=int, default=16, help="images per batch (default 16)")
     train.add_argument("--register", metavar="NAME", help="register the weights + ONNX as NAME")
     train.set_defaults(run=_train)
 
@@ -215,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="export weights (ONNX / OpenVINO) with a parity check"
     )
     export.add_argument("weights", help="a .pt file")
-    export.add_argument("--format", choices=sorted(EXPORTS), default="onnx")
+    export.add_argument(
+        "--format", choices=sorted(EXPORTS), default="onnx", help="the export format (default onnx)"
+    )
     export.add_argument("--imgsz", type=int, default=None, help="default: the training size")
     export.add_argument("--data", help="calibration data.yaml (INT8)")
     export.add_argument(
@@ -224,7 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_export)
 
     models = commands.add_parser("models", help="the model registry (models/<name>/<version>/)")
-    models.add_argument("action", choices=["list", "get", "alias", "delete", "download"])
+    models.add_argument(
+        "action",
+        choices=["list", "get", "alias", "delete", "download"],
+        help="list: versions and aliases; get: one version's metadata; alias: point NAME:ALIAS at "
+        "VERSION; delete: one version; download: one format into the cache",
+    )
     models.add_argument("ref", nargs="?", help="a name, name:version or name:alias")
     models.add_argument("alias", nargs="?", help="alias: the alias name")
     models.add_argument("version", nargs="?", help="alias/delete: the version")
@@ -263,11 +362,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
     run: Callable[[Settings, argparse.Namespace], int] = args.run
+    settings: Settings | None = None
     try:
         settings = load_settings(args.config)
         return run(settings, args)
-    except (SettingsError, RuntimeError, TimeoutError, LookupError, ValueError, OSError) as error:
-        print(f"kit: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        line = describe_error(error, settings)
+        if line is None:
+            raise
+        print(f"kit: error: {line}", file=sys.stderr)
         return 2
 
 

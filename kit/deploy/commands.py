@@ -14,7 +14,6 @@ Wire them into ``kit.cli.build_parser`` with :func:`add_commands` (each parser s
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import tempfile
@@ -26,35 +25,6 @@ from typing import Any
 from kit.core.settings import Settings, find_project_root
 
 Command = Callable[[Settings, argparse.Namespace], int]
-
-
-def _user_errors(command: Command) -> Command:
-    """Print errors a user can cause (bad values, unknown models) as ``kit: error:`` lines."""
-
-    @functools.wraps(command)
-    def run(settings: Settings, args: argparse.Namespace) -> int:
-        from botocore.exceptions import EndpointConnectionError, NoCredentialsError
-
-        try:
-            return command(settings, args)
-        except (ValueError, LookupError) as error:
-            print(f"kit: error: {error}", file=sys.stderr)
-        except EndpointConnectionError as error:
-            hint = (
-                " (start the local stack with `kit local up`)" if settings.target == "local" else ""
-            )
-            print(
-                f"kit: error: cannot reach {error.kwargs.get('endpoint_url')}{hint}",
-                file=sys.stderr,
-            )
-        except NoCredentialsError:
-            print(
-                "kit: error: no AWS credentials; configure a profile or role for the aws target",
-                file=sys.stderr,
-            )
-        return 2
-
-    return run
 
 
 def _cameras(args: argparse.Namespace) -> list[dict[str, Any]] | None:
@@ -100,7 +70,6 @@ def _build_bundle(settings: Settings, args: argparse.Namespace, out: Path, targe
     return bundle, resolved, cameras if not videos else [], model_file
 
 
-@_user_errors
 def package_command(settings: Settings, args: argparse.Namespace) -> int:
     """``kit package bundle|greengrass|container|panorama``."""
     from kit.package import (
@@ -200,7 +169,6 @@ def _account_id(settings: Settings) -> str:
     return settings.client("sts").get_caller_identity()["Account"]
 
 
-@_user_errors
 def deploy_command(settings: Settings, args: argparse.Namespace) -> int:
     """``kit deploy --target local|greengrass|panorama``."""
     if args.target == "local":
@@ -296,7 +264,6 @@ def _wait_running(settings: Settings, device_id: str, timeout_s: float) -> int:
         time.sleep(1.0)
 
 
-@_user_errors
 def devices_command(settings: Settings, args: argparse.Namespace) -> int:
     """``kit devices``: every device with health, heartbeat, app, cameras and fps."""
     from kit.deploy.status import device_status, format_devices
@@ -323,7 +290,6 @@ def devices_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
 def device_command(settings: Settings, args: argparse.Namespace) -> int:
     """``kit device status|stop|restart|rollback|logs|remove <device>`` (local devices)."""
     from kit.deploy.local import LocalDevice
@@ -377,11 +343,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "package",
         help="build the edge bundle, a Greengrass component, a container or a Panorama app",
     )
-    package.add_argument("kind", choices=["bundle", "greengrass", "container", "panorama"])
+    package.add_argument(
+        "kind",
+        choices=["bundle", "greengrass", "container", "panorama"],
+        help="bundle: the zip every target runs; greengrass: a component (recipe + artefact); "
+        "container: a Dockerfile context; panorama: an application (legacy: Panorama ended "
+        "2026-05-31)",
+    )
     package.add_argument("--out", help="output folder (default: build/edge/<kind>)")
     package.add_argument("--device", help="the device id in the bundle's config")
     _add_device_options(package)
-    package.add_argument("--component-name", default="com.edgevisionkit.EdgeApp")
+    package.add_argument(
+        "--component-name",
+        default="com.edgevisionkit.EdgeApp",
+        help="greengrass: the component's name",
+    )
     package.add_argument("--component-version", help="greengrass: major.minor.patch")
     package.add_argument(
         "--publish",
@@ -407,18 +383,31 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     package.set_defaults(run=package_command)
 
     deploy = commands.add_parser("deploy", help="deploy the edge app to a device")
-    deploy.add_argument("--target", choices=["local", "greengrass", "panorama"], default="local")
+    deploy.add_argument(
+        "--target",
+        choices=["local", "greengrass", "panorama"],
+        default="local",
+        help="local: a process on this machine; greengrass: core devices; panorama: a legacy "
+        "appliance (default local)",
+    )
     deploy.add_argument("--device", help="local: the device id; panorama: the appliance id")
     _add_device_options(deploy)
     deploy.add_argument("--thing", help="greengrass: a core device's thing name")
     deploy.add_argument("--thing-group", help="greengrass: a thing group")
-    deploy.add_argument("--component-name", default="com.edgevisionkit.EdgeApp")
+    deploy.add_argument(
+        "--component-name",
+        default="com.edgevisionkit.EdgeApp",
+        help="greengrass: the component's name",
+    )
     deploy.add_argument("--component-version", help="greengrass: default the next patch version")
     deploy.add_argument("--app-dir", help="panorama: the application from `kit package panorama`")
     deploy.add_argument("--role-arn", help="panorama: the application's runtime role")
     deploy.add_argument("--replace", help="panorama: the application instance to replace")
     deploy.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the edge app's log level (default INFO)",
     )
     deploy.add_argument("--no-start", action="store_true", help="local: install without starting")
     deploy.add_argument(
@@ -443,7 +432,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "device", help="one local device: status, stop, restart, rollback, logs"
     )
     device.add_argument(
-        "action", choices=["status", "stop", "restart", "rollback", "logs", "remove"]
+        "action",
+        choices=["status", "stop", "restart", "rollback", "logs", "remove"],
+        help="status: process and backend health; stop/restart: the local app; rollback: the "
+        "previous bundle; logs: the app's log; remove: uninstall the local device",
     )
     device.add_argument("device", help="the device id")
     device.add_argument("--lines", type=int, default=40, help="logs: how many lines")

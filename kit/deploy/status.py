@@ -221,20 +221,26 @@ def device_status(
             versions installed on them (see :func:`kit.deploy.greengrass.core_device_state`).
 
     Returns:
-        One :class:`DeviceStatus` per device.
+        One :class:`DeviceStatus` per device. With the backend unreachable, the local devices
+        only, each saying so in its ``reason``.
+
+    Raises:
+        botocore.exceptions.EndpointConnectionError (and botocore's other errors): the backend
+            is unreachable and no local device exists, so there is nothing to show.
     """
     now = now or datetime.now(UTC)
     backend_error = None
+    local = local_devices(settings)
     try:
         described = _backend_devices(settings, now)
     except Exception as error:  # the backend may be down: local process state still counts
-        if not type(error).__module__.startswith(("botocore", "boto3", "urllib3")):
-            raise
+        if not local or not type(error).__module__.startswith(("botocore", "boto3", "urllib3")):
+            raise  # nothing to show without the backend: say why, once
         backend_error = f"{type(error).__name__}: {error}"
-        log.warning("device status without heartbeats: %s", backend_error)
+        log.debug("device status without heartbeats: %s", backend_error)
         described = {}
     statuses: dict[str, DeviceStatus] = {}
-    for device in local_devices(settings):
+    for device in local:
         statuses[device.device_id] = local_device_status(
             device, described.get(device.device_id), backend_error
         )
