@@ -17,6 +17,7 @@ started: the dashboard, the device and the local stack (whose data is kept for t
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 import requests
 
 from kit.core.settings import Settings, find_project_root
+from kit.local.processes import ServiceRecord
 
 log = logging.getLogger(__name__)
 
@@ -144,18 +146,22 @@ def _dashboard_record_file(settings: Settings) -> Path:
     return settings.state_dir / "demo" / "dashboard.json"
 
 
+def dashboard_record(settings: Settings) -> ServiceRecord | None:
+    """The dashboard process the demo started (running or not), or None when none is recorded."""
+    record_file = _dashboard_record_file(settings)
+    if not record_file.is_file():
+        return None
+    return ServiceRecord(**json.loads(record_file.read_text()))
+
+
 def start_dashboard(settings: Settings, port: int) -> str:
     """Serve notebooks/dashboard.ipynb with Voila on 127.0.0.1 (reused when already running)."""
-    import json
+    from kit.local.processes import port_in_use, start_service, wait_until
 
-    from kit.local.processes import ServiceRecord, port_in_use, start_service, wait_until
-
-    record_file = _dashboard_record_file(settings)
     url = f"http://127.0.0.1:{port}/"
-    if record_file.is_file():
-        record = ServiceRecord(**json.loads(record_file.read_text()))
-        if record.is_alive():
-            return record.url
+    running = dashboard_record(settings)
+    if running is not None and running.is_alive():
+        return running.url
     if port_in_use("127.0.0.1", port):
         raise RuntimeError(
             f"port {port} is in use by another program: pass --port to serve the dashboard elsewhere"
@@ -175,7 +181,7 @@ def start_dashboard(settings: Settings, port: int) -> str:
         env=settings.as_env(),
         url=url,
     )
-    record_file.write_text(json.dumps(record.to_json()))
+    _dashboard_record_file(settings).write_text(json.dumps(record.to_json()))
     wait_until(
         lambda: requests.get(url, timeout=5).status_code < 500,
         120,
@@ -187,16 +193,14 @@ def start_dashboard(settings: Settings, port: int) -> str:
 
 def stop_demo(settings: Settings) -> None:
     """Stop the dashboard, the demo device and the local stack (data kept for the next run)."""
-    import json
-
     from kit.deploy.local import LocalDevice
     from kit.local import LocalStack
-    from kit.local.processes import ServiceRecord, stop_service
+    from kit.local.processes import stop_service
 
-    record_file = _dashboard_record_file(settings)
-    if record_file.is_file():
-        stop_service(ServiceRecord(**json.loads(record_file.read_text())))
-        record_file.unlink()
+    dashboard = dashboard_record(settings)
+    if dashboard is not None:
+        stop_service(dashboard)
+        _dashboard_record_file(settings).unlink()
     device = LocalDevice(settings, DEVICE_ID)
     if device.process_state() == "running":
         device.stop()

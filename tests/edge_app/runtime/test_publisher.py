@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from kit.core.contracts import DetectionPayload, Heartbeat, parse_edge_message
 from kit.core.settings import load_settings
 from kit.local import LocalStack
 from kit.local.processes import free_port
+from tests.support.wait import DEFAULT_TIMEOUT_S, wait_until
 
 
 def payload(n: int, device="dev-1", camera="cam-1") -> DetectionPayload:
@@ -29,17 +29,34 @@ def payload(n: int, device="dev-1", camera="cam-1") -> DetectionPayload:
     )
 
 
-def drain(settings, expected: int, timeout_s: float = 30.0) -> list:
+def _queue_url(settings) -> str:
     sqs = settings.client("sqs")
-    url = sqs.get_queue_url(QueueName=settings.resources.detections_queue)["QueueUrl"]
-    messages, deadline = [], time.monotonic() + timeout_s
-    while len(messages) < expected and time.monotonic() < deadline:
-        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-            "Messages", []
-        ):
+    return sqs.get_queue_url(QueueName=settings.resources.detections_queue)["QueueUrl"]
+
+
+def drain(settings, expected: int) -> list:
+    """Receive and delete ``expected`` messages from the detections queue, in arrival order."""
+    sqs, url = settings.client("sqs"), _queue_url(settings)
+    messages = []
+
+    def received_all() -> bool:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for m in batch.get("Messages", []):
             messages.append(parse_edge_message(m["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return len(messages) >= expected
+
+    wait_until(received_all, what=f"{expected} messages on the detections queue")
     return messages
+
+
+def queued(settings) -> int:
+    """Messages left on the detections queue, visible or received and not deleted."""
+    attributes = settings.client("sqs").get_queue_attributes(
+        QueueUrl=_queue_url(settings),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(count) for count in attributes.values())
 
 
 def test_frame_key_layout():
@@ -66,7 +83,7 @@ def test_payloads_and_frames_arrive_in_order(quiet_backend, tmp_path):
         for n in range(5):
             publisher.publish(payload(n), frame_jpeg=b"\xff\xd8" + bytes([n]))
         publisher.send_heartbeat(Heartbeat(device_id="dev-1", app_version="t", uptime_s=1))
-        assert publisher.flush(20)
+        assert publisher.flush(DEFAULT_TIMEOUT_S)
     finally:
         publisher.stop()
         spool.close()
@@ -94,24 +111,25 @@ def test_backend_outage_spools_and_replays_everything_once_in_order(tmp_path):
     try:
         for n in range(10):
             publisher.publish(payload(n), frame_jpeg=b"jpeg%d" % n)
-        assert publisher.flush(20)
+        assert publisher.flush(DEFAULT_TIMEOUT_S)
         before = drain(settings, 10)  # what the processor consumed before the outage
         stack.down()
         for n in range(10, 25):
             publisher.publish(payload(n), frame_jpeg=b"jpeg%d" % n)
-        time.sleep(1.0)
-        assert spool.depth > 0 and not publisher.stats.backend_reachable
+        wait_until(lambda: not publisher.stats.backend_reachable, what="a failed send")
+        assert spool.depth > 0
         stack.up(runner=False)
-        assert publisher.flush(30), f"spool still holds {spool.depth} items"
+        assert publisher.flush(DEFAULT_TIMEOUT_S), f"spool still holds {spool.depth} items"
         messages = before + drain(settings, 15)
-        duplicates = drain(settings, 1, timeout_s=2)
+        # everything was sent before the flush returned: a duplicate would be on the queue now
+        left_over = queued(settings)
     finally:
         publisher.stop(flush=False)
         spool.close()
         stack.down(snapshot=False)
     counts = [m.counts["bottle"] for m in messages]
     assert counts == list(range(25))
-    assert duplicates == []
+    assert left_over == 0
     assert publisher.stats.send_failures >= 1
 
 
@@ -121,7 +139,7 @@ def test_unsent_items_survive_a_restart_of_the_app(tmp_path):
     publisher = Publisher(settings, spool, retry_min_s=0.05, retry_max_s=0.1).start()
     for n in range(3):
         publisher.publish(payload(n), frame_jpeg=b"x")
-    time.sleep(0.3)
+    wait_until(lambda: publisher.stats.send_failures >= 1, what="a failed send")
     publisher.stop(flush=False)
     spool.close()
     reopened = Spool(tmp_path / "spool", max_bytes=10_000_000, fsync=False)

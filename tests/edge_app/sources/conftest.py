@@ -1,9 +1,10 @@
-"""Fixtures for the camera source tests: small videos, image folders, a loopback MJPEG server."""
+"""Fixtures for the camera source tests: small videos, image folders, a loopback MJPEG server.
+
+The tests wait with the ``wait_until`` fixture of ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,37 +45,44 @@ def make_video(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-@pytest.fixture
-def wait_until() -> Callable[..., bool]:
-    """Poll ``predicate`` every 10 ms until it is true or ``timeout`` seconds passed."""
-
-    def wait(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.01)
-        return predicate()
-
-    return wait
-
-
 class MjpegServer:
-    """An HTTP MJPEG camera on 127.0.0.1 that a test can stop, restart and pause."""
+    """An HTTP MJPEG camera on 127.0.0.1 that a test can stop, restart and pause.
+
+    It sends a frame every ``frame_interval_s`` seconds, as a live camera does: the pace of a
+    simulated camera, not a wait for a condition. Paused, it keeps the connection open and sends
+    nothing until resumed (a stalled camera).
+    """
 
     def __init__(self, frame_interval_s: float = 0.02) -> None:
         self.frame_interval_s = frame_interval_s
         self.port = 0
-        self.paused = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._stopping = threading.Event()
+        self._pause_changed = threading.Condition()
+        self._paused = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/stream.mjpg"
 
+    def pause(self) -> None:
+        """Stop sending frames; open connections stay open."""
+        with self._pause_changed:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Send frames again."""
+        with self._pause_changed:
+            self._paused = False
+            self._pause_changed.notify_all()
+
+    def _wait_while_paused(self) -> None:
+        with self._pause_changed:
+            self._pause_changed.wait_for(lambda: not self._paused or self._stopping.is_set())
+
     def start(self) -> None:
-        stopping, paused, interval = self._stopping, self.paused, self.frame_interval_s
+        stopping, interval = self._stopping, self.frame_interval_s
+        wait_while_paused = self._wait_while_paused
         stopping.clear()
 
         class Handler(BaseHTTPRequestHandler):
@@ -87,10 +95,10 @@ class MjpegServer:
                 self.end_headers()
                 index = 0
                 try:
-                    while not stopping.is_set():
-                        if paused.is_set():
-                            time.sleep(0.01)
-                            continue
+                    while True:
+                        wait_while_paused()
+                        if stopping.is_set():
+                            break
                         ok, jpeg = cv2.imencode(".jpg", frame_image(index % 13))
                         body = jpeg.tobytes()
                         self.wfile.write(
@@ -100,7 +108,7 @@ class MjpegServer:
                             + b"\r\n"
                         )
                         index += 1
-                        time.sleep(interval)
+                        stopping.wait(interval)
                 except OSError:
                     pass
 
@@ -112,6 +120,8 @@ class MjpegServer:
 
     def stop(self) -> None:
         self._stopping.set()
+        with self._pause_changed:
+            self._pause_changed.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

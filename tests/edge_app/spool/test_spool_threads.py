@@ -6,6 +6,7 @@ import threading
 from collections import defaultdict
 
 from edge_app.spool import SpoolItem
+from tests.support.wait import DEFAULT_TIMEOUT_S
 
 THREADS = 4
 ITEMS_PER_THREAD = 60
@@ -39,10 +40,11 @@ def _run_traffic(spool, *, fail_every: int | None = None) -> tuple[list[SpoolIte
     for thread in cameras:
         thread.start()
     for thread in cameras:
-        thread.join(30)
+        thread.join(DEFAULT_TIMEOUT_S)
     done_putting.set()
-    replayer.join(30)
-    assert not replayer.is_alive()
+    replayer.join(DEFAULT_TIMEOUT_S)
+    assert not [thread for thread in cameras if thread.is_alive()], "the puts did not finish"
+    assert not replayer.is_alive(), "the replay did not finish"
     return sent, THREADS * ITEMS_PER_THREAD
 
 

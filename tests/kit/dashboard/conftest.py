@@ -4,7 +4,6 @@ detections queue) so the processor stores it."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,18 +20,14 @@ from kit.core.settings import Settings
 from kit.local.provision import provision
 from kit.local.runner import LocalRunner
 from kit.synthetic import draw_labels, render_scene
+from tests.support.wait import DEFAULT_TIMEOUT_S
+from tests.support.wait import wait_until as wait_for_condition
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)
+    """:func:`tests.support.wait.wait_until` on ``predicate``, failing after ``timeout_s`` seconds
+    or the suite's default bound, whichever is longer (a bound, not an expected duration)."""
+    return wait_for_condition(predicate, max(timeout_s, DEFAULT_TIMEOUT_S), what=what)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from kit.core.settings import load_settings
 from kit.local import LocalStack
 from kit.local.processes import free_port
 from kit.synthetic import draw_labels, render_scene
+from tests.support.wait import wait_until
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -95,15 +96,19 @@ def voila(stack, tmp_path_factory):
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"voila did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+
+    def listening_or_exited() -> bool:
+        if process.poll() is not None:
+            return True
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return True
+
+    try:
+        wait_until(listening_or_exited, 120, what=f"voila on port {port}")
+    except AssertionError as error:
+        pytest.fail(f"{error}\n{log.read_text()[-3000:]}")
+    if process.poll() is not None:
+        pytest.fail(f"voila exited with {process.returncode}:\n{log.read_text()[-3000:]}")
     yield f"http://127.0.0.1:{port}/", log
     process.terminate()
     try:

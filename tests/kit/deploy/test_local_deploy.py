@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import psutil
 import pytest
 
 from kit.deploy import DeviceError, LocalDevice, deploy_local, device_status
 from kit.package import build_bundle, device_config, verify_bundle
-
-
-def _wait(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+from tests.support.wait import process_tree, wait_until, wait_until_exited
 
 
 def _status(settings, device_id):
     return next((s for s in device_status(settings) if s.device_id == device_id), None)
-
-
-def _processes_under(folder) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        if any(str(folder) in part for part in process.info["cmdline"] or []):
-            found.append(process)
-    return found
 
 
 def _detections(settings, camera_id: str) -> list[dict]:
@@ -62,17 +42,16 @@ def test_deployed_app_runs_publishes_reports_and_stops(
         stopped = device.stop()
 
     assert stopped is True
-    assert not [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert _processes_under(device.directory) == []
+    wait_until_exited(group, what="the app and its children")
+    assert not device.process_record().is_alive()
     status = _status(deploy_settings, "demo-1")
     assert status.health == "STOPPED" and status.process["state"] == "stopped"
     # the app's last heartbeat (cameras stopped) reaches the backend as well
-    _wait(
+    wait_until(
         lambda: (
             (s := _status(deploy_settings, "demo-1")).cameras and s.cameras[0].state == "stopped"
         ),
-        30,
-        "the final heartbeat",
+        what="the final heartbeat",
     )
     assert device.stop() is False
 
@@ -82,9 +61,10 @@ def _check_running_app(settings, device, deployment, model) -> list[psutil.Proce
     assert verify_bundle(device.directory / "bundle" / deployment.bundle.path.name)
     assert device.deployment["bundle_sha256"] == deployment.bundle.sha256
     assert device.deployment["model"] == model
+    assert deployment.process.is_alive()
     process = psutil.Process(deployment.process.pid)
     # sh writes the config, then execs the app in the same process
-    _wait(lambda: process.cmdline()[1:3] == ["-m", "edge_app"], 30, "the exec of the edge app")
+    wait_until(lambda: process.cmdline()[1:3] == ["-m", "edge_app"], what="the exec of the app")
     assert process.environ()["PYTHONPATH"] == str(device.current)
     assert process.cwd() == str(device.work_dir)
     assert process.cmdline()[1:] == [
@@ -96,7 +76,7 @@ def _check_running_app(settings, device, deployment, model) -> list[psutil.Proce
         "INFO",
     ]
 
-    status = _wait(
+    status = wait_until(
         lambda: (
             (s := _status(settings, "demo-1"))
             and s.health == "RUNNING"
@@ -105,22 +85,27 @@ def _check_running_app(settings, device, deployment, model) -> list[psutil.Proce
             and s.cameras[0].frames_published > 0
             and s
         ),
-        60,
-        "demo-1 RUNNING with a published frame",
+        120,
+        what="demo-1 RUNNING with a published frame",
     )
     assert status.target == "local" and status.process["state"] == "running"
-    assert status.heartbeat_age_s is not None and status.heartbeat_age_s < 10
+    assert status.heartbeat_age_s is not None and status.last_heartbeat_at is not None
+    # the heartbeats keep coming (heartbeat_s=1), whatever their pace on a busy machine
+    wait_until(
+        lambda: _status(settings, "demo-1").last_heartbeat_at != status.last_heartbeat_at,
+        what="the next heartbeat of demo-1",
+    )
     assert status.cameras[0].camera_id == "shelf-1"
     assert status.cameras[0].model == model
     assert status.deployed["bundle_sha256"] == deployment.bundle.sha256
 
-    rows = _wait(lambda: _detections(settings, "shelf-1"), 30, "detections of shelf-1")
+    rows = wait_until(lambda: _detections(settings, "shelf-1"), what="detections of shelf-1")
     assert rows[0]["device_id"]["S"] == "demo-1"
     frames = settings.client("s3").list_objects_v2(
         Bucket=settings.resources.bucket, Prefix="frames/demo-1/shelf-1/"
     )
     assert frames["KeyCount"] > 0
-    return [process, *process.children(recursive=True)]
+    return process_tree(process.pid)
 
 
 def test_redeploy_keeps_the_previous_bundle_for_rollback(deploy_settings, scenario_video, tmp_path):
@@ -141,15 +126,19 @@ def test_redeploy_keeps_the_previous_bundle_for_rollback(deploy_settings, scenar
     assert (device.previous / "manifest.json").is_file()
 
     record = device.rollback()
+    started: list[psutil.Process] = []
     try:
         assert device.deployment["bundle_sha256"] == first.bundle.sha256
         assert verify_bundle(device.directory / "bundle" / second.path.name)
         assert record.is_alive()
+        started += process_tree(record.pid)
         restarted = device.restart()
         assert restarted.pid != record.pid and restarted.is_alive() and not record.is_alive()
+        started += process_tree(restarted.pid)
     finally:
         device.stop()
-    assert _processes_under(device.directory) == []
+    wait_until_exited(started, what="the rolled-back and the restarted app")
+    assert device.process_state() == "stopped"
     device.remove()
     assert not device.directory.exists()
 
@@ -160,10 +149,9 @@ def test_an_app_that_exits_is_an_error_with_its_reason(deploy_settings, scenario
     device = LocalDevice(deploy_settings, "broken-1")
     device.install(bundle, {"cameras": [{"id": "cam x", "source": "x"}]}, model=None)
     device.start()
-    status = _wait(
+    status = wait_until(
         lambda: (s := _status(deploy_settings, "broken-1")) and s.health == "ERROR" and s,
-        30,
-        "broken-1 to exit",
+        what="broken-1 to exit",
     )
     assert status.process["state"] == "exited"
     assert "the device config is invalid" in status.reason

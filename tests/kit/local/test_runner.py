@@ -6,12 +6,10 @@ import base64
 import json
 import shutil
 import subprocess
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
@@ -21,6 +19,7 @@ from kit.local import LocalStack
 from kit.local.http_api import http_api_event, http_response, match_route
 from kit.local.lambda_events import LocalLambdaContext, scheduled_event, sqs_event
 from kit.local.runner import read_alert_inbox, wait_for_alerts
+from tests.support.wait import DEFAULT_TIMEOUT_S, process_tree, wait_until, wait_until_exited
 
 EVENTS = Path(__file__).resolve().parents[2] / "lambdas" / "events"
 
@@ -217,17 +216,18 @@ def test_a_low_count_makes_exactly_one_open_alert_and_one_message(api):
     queue = sqs.get_queue_url(QueueName=settings.resources.detections_queue)["QueueUrl"]
 
     sqs.send_message(QueueUrl=queue, MessageBody=payload("shelf-1", 1))
-    [notice] = wait_for_alerts(settings, 1, timeout_s=30)
+    [notice] = wait_for_alerts(settings, 1, timeout_s=DEFAULT_TIMEOUT_S)
     sqs.send_message(QueueUrl=queue, MessageBody=payload("shelf-1", 0))
 
     assert notice.subject == "[EVK] OPEN shelf-1: bottle count 1 is below 3"
     assert f"Acknowledge: POST {url}/alerts/" in notice.body
-    deadline = time.monotonic() + 30
-    while requests.get(f"{url}/cameras", headers=auth, timeout=10).json()["items"][0]["counts"] != {
-        "bottle": 0
-    }:
-        assert time.monotonic() < deadline, "the second payload was not processed"
-        time.sleep(0.2)
+    wait_until(
+        lambda: (
+            requests.get(f"{url}/cameras", headers=auth, timeout=10).json()["items"][0]["counts"]
+            == {"bottle": 0}
+        ),
+        what="the second payload processed",
+    )
     assert read_alert_inbox(settings, wait_s=1) == []
     alerts = requests.get(f"{url}/alerts?state=OPEN", headers=auth, timeout=10).json()["items"]
     assert [(a["camera_id"], a["rule"], a["state"]) for a in alerts] == [
@@ -244,10 +244,11 @@ def test_a_malformed_message_ends_in_the_dlq(api):
 
     sqs.send_message(QueueUrl=queue, MessageBody=poison)
 
-    deadline = time.monotonic() + 40
-    received = []
-    while not received and time.monotonic() < deadline:
-        received = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=2).get("Messages", [])
+    received = wait_until(
+        lambda: sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=2).get("Messages"),
+        120,
+        what="the malformed message in the DLQ",
+    )
     assert [m["Body"] for m in received] == [poison]
     count = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
     assert count["Attributes"]["ApproximateNumberOfMessages"] == "0"
@@ -317,11 +318,12 @@ def test_curl_with_the_token_changes_the_config_and_without_it_gets_401(api):
 
 def test_down_stops_the_runner_and_the_server(running_stack):
     """(Last in the module: it takes the module's stack down.)"""
-    stack, status = running_stack
-    pids = [status.services[name]["pid"] for name in ("runner", "moto")]
+    stack, _ = running_stack
+    services = stack.status().services
+    assert set(services) == {"moto", "runner"} and all(s["alive"] for s in services.values())
+    started = [process for s in services.values() for process in process_tree(s["pid"])]
 
     stack.down(snapshot=False)
 
-    for pid in pids:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    wait_until_exited(started, what="the runner and the moto server")
     assert not stack.state_file.exists()

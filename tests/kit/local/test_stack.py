@@ -12,6 +12,7 @@ import pytest
 
 from kit.core.settings import load_settings
 from kit.local import LocalStack, LocalStackError
+from tests.support.wait import DEFAULT_TIMEOUT_S, process_tree, wait_until_exited
 
 
 @pytest.fixture
@@ -123,18 +124,20 @@ def test_data_survives_down_and_up(own_stack):
 
 
 def test_down_leaves_no_process_behind(own_stack):
-    pid = own_stack.up().services["moto"]["pid"]
-    assert psutil.pid_exists(pid)
+    services = own_stack.up().services
+    assert set(services) == {"moto", "runner"} and all(s["alive"] for s in services.values())
+    started = [process for s in services.values() for process in process_tree(s["pid"])]
     own_stack.down()
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    wait_until_exited(started, what="the stack's processes")
     assert not own_stack.state_file.exists()
     own_stack.down()  # a second down is harmless
 
 
 def test_up_after_the_server_died_starts_a_new_one(own_stack):
     first = own_stack.up()
-    psutil.Process(first.services["moto"]["pid"]).kill()
-    psutil.Process(first.services["moto"]["pid"]).wait(5)
+    moto = psutil.Process(first.services["moto"]["pid"])
+    moto.kill()
+    moto.wait(DEFAULT_TIMEOUT_S)
     second = own_stack.up()
     assert second.running and second.services["moto"]["pid"] != first.services["moto"]["pid"]
 
