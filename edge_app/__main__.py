@@ -10,8 +10,8 @@ import logging
 import signal
 import sys
 
+from edge_app.app import EdgeApp
 from edge_app.config import DeviceConfigError, load_device_config
-from edge_app.pipeline import EdgeApp
 
 
 def main(argv: list[str] | None = None) -> int:

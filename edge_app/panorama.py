@@ -7,12 +7,13 @@ media objects, one per camera stream, each with ``image`` (BGR ``numpy`` array),
 normalised coordinates for the HDMI output; ``self.outputs.video_out.put(streams)`` passes them
 on; ``self.call({input_name: tensor}, "model_node")`` runs the compiled model of the model node.
 
-:class:`PanoramaAdapter` drives the pipeline core (:class:`edge_app.pipeline.CameraProcessor`)
-with those media objects and publishes payloads, frames and heartbeats through the same
-spool-backed :class:`edge_app.publisher.Publisher` as the standalone app; it follows the
-backend's control config (model, zones, thresholds) like :class:`edge_app.pipeline.EdgeApp`.
-The graph parameters ``threshold``, ``refresh_rate`` and ``device_id`` are the starting point
-until the control config says otherwise.
+:class:`PanoramaAdapter` is a thin shell over the same :class:`edge_app.runtime.DeviceRuntime`
+as the standalone :class:`edge_app.app.EdgeApp`: it hands each media object's frame to its
+camera's runtime (one camera per stream, added on its first frame) and draws the detections on
+the media. Everything else — publishing payloads, frames and heartbeats through the spool,
+following the backend's control config (model, zones, thresholds), loading models — is the
+runtime's, as on any device. The graph parameters ``threshold``, ``refresh_rate`` and
+``device_id`` are the starting point until the control config says otherwise.
 
 ``panoramasdk`` is imported only by :func:`application_class` (or passed in), so this module
 imports anywhere; the pipeline core knows nothing of Panorama.
@@ -26,6 +27,7 @@ Examples:
 from __future__ import annotations
 
 import collections
+import functools
 import importlib
 import logging
 import re
@@ -38,20 +40,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from edge_app.config import CameraConfig, DeviceConfig, load_device_config
+from edge_app.config import DeviceConfig, DeviceConfigError, load_device_config
 from edge_app.detectors import (
     Detector,
+    DetectorMetadata,
     InferenceBackend,
     InferenceJob,
-    ModelMetadata,
     read_onnx_metadata,
 )
-from edge_app.heartbeat import build_heartbeat
-from edge_app.pipeline import CameraProcessor, DeviceServices, FrameResult, publish_result
-from edge_app.sources import CameraState, CameraStatus, Frame
-from kit.core.contracts import CameraSettings, ControlConfig, ModelRef
-from kit.core.settings import Settings, load_settings
+from edge_app.pipeline import FrameResult
+from edge_app.runtime import CameraRuntime, DeviceRuntime
+from edge_app.sources import CameraState, Frame, SourceStatus
+from kit.core.contracts import ControlConfig
+from kit.core.contracts.base import contract_error
+from kit.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ class PanoramaModelBackend(InferenceBackend):
 
     name = "panorama"
 
-    def __init__(self, node: Any, model_node: str, input_name: str, metadata: ModelMetadata):
+    def __init__(self, node: Any, model_node: str, input_name: str, metadata: DetectorMetadata):
         super().__init__(Path(f"panorama://{model_node}"), metadata)
         self.node = node
         self.model_node = model_node
@@ -91,35 +95,57 @@ class PanoramaModelBackend(InferenceBackend):
         return np.asarray(first, dtype=np.float32)
 
 
-class _RateMeter:
-    """Frames per second over the last few frames."""
+class PanoramaStream:
+    """What the code node knows of one camera stream: the frames it was handed.
 
-    def __init__(self, window: int = FPS_WINDOW):
-        self.times: collections.deque[float] = collections.deque(maxlen=window)
+    The appliance's camera node reports nothing else, so the stream is running while frames
+    come; its rate is measured over the last `FPS_WINDOW` frames. Safe to read from any thread.
+    """
 
-    def tick(self, now: float) -> None:
-        self.times.append(now)
+    def __init__(self, camera_id: str):
+        self.camera_id = camera_id
+        self.frames = 0
+        self.last_frame_at: datetime | None = None
+        self._times: collections.deque[float] = collections.deque(maxlen=FPS_WINDOW)
+        self._lock = threading.Lock()
+
+    def received(self, image: np.ndarray) -> Frame:
+        """Count a frame handed to the code node now; the `Frame` the pipeline takes."""
+        with self._lock:
+            self._times.append(time.monotonic())
+            self.last_frame_at = datetime.now(UTC)
+            self.frames += 1
+            return Frame(
+                image=image,
+                index=self.frames - 1,
+                captured_at=self.last_frame_at,
+                camera_id=self.camera_id,
+            )
 
     @property
     def fps(self) -> float:
-        if len(self.times) < 2 or self.times[-1] <= self.times[0]:
+        """Frames a second over the last few frames."""
+        with self._lock:
+            times = list(self._times)
+        if len(times) < 2 or times[-1] <= times[0]:
             return 0.0
-        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+        return (len(times) - 1) / (times[-1] - times[0])
 
-
-class _Stream:
-    """One camera stream's processor and counters."""
-
-    def __init__(self, camera: CameraConfig):
-        self.camera = camera
-        self.processor: CameraProcessor | None = None
-        self.settings = CameraSettings(model=camera.model)
-        self.rate = _RateMeter()
-        self.frames = 0
-        self.published = 0
-        self.last_publish_at = 0.0
-        self.last_frame_at: datetime | None = None
-        self.error: str | None = None
+    def status(self) -> SourceStatus:
+        """The stream's health for heartbeats."""
+        fps = self.fps
+        with self._lock:
+            return SourceStatus(
+                camera_id=self.camera_id,
+                source=f"panorama:{self.camera_id}",
+                state=CameraState.RUNNING,
+                fps=fps,
+                frames=self.frames,
+                dropped=0,
+                reconnects=0,
+                last_frame_at=self.last_frame_at,
+                last_error=None,
+            )
 
 
 def camera_id_for_stream(stream_id: Any) -> str:
@@ -128,8 +154,47 @@ def camera_id_for_stream(stream_id: Any) -> str:
     return text[:64]
 
 
+def model_node_detector(node: Any, model_node: str, input_name: str, path: Path) -> Detector:
+    """A detector whose inference is the model node's; class names and input size come from
+    the ONNX file shipped with the app (``path``)."""
+    metadata = DetectorMetadata.from_mapping(read_onnx_metadata(path), source=str(path))
+    return Detector(PanoramaModelBackend(node, model_node, input_name, metadata))
+
+
+def with_graph_parameters(
+    config: DeviceConfig,
+    *,
+    threshold: float | None = None,
+    refresh_s: int | None = None,
+    device_id: str | None = None,
+) -> DeviceConfig:
+    """``config`` with the graph's parameters: its device id, and its confidence threshold and
+    refresh rate as the control config's defaults until the backend's control config arrives.
+
+    Raises:
+        DeviceConfigError: naming a parameter the device config does not allow.
+    """
+    values = config.model_dump()
+    control = values.get("control") or ControlConfig().model_dump()
+    if threshold is not None:
+        control["defaults"]["confidence"] = float(threshold)
+    if refresh_s is not None:
+        control["defaults"]["refresh_s"] = int(refresh_s)
+    values["control"] = control
+    if device_id:
+        values["device_id"] = device_id
+    try:
+        return DeviceConfig.model_validate(values)
+    except ValidationError as error:
+        raise DeviceConfigError(
+            f"the graph's parameters: {contract_error('DeviceConfig', error)}"
+        ) from None
+
+
 class PanoramaAdapter:
-    """The edge pipeline behind a Panorama code node.
+    """The edge pipeline behind a Panorama code node: a shell over the device's
+    :class:`~edge_app.runtime.DeviceRuntime` that hands it the code node's media batches and
+    draws the detections on them.
 
     Args:
         node: the code node (``panoramasdk.node``); used for ``call`` with a model node.
@@ -157,134 +222,44 @@ class PanoramaAdapter:
         control_poll: bool = True,
     ):
         self.node = node
-        self.device_id = device_id or config.device_id
-        self.config = config
-        self.model_node = model_node
-        self.model_input = model_input
-        defaults: dict[str, Any] = {}
-        if threshold is not None:
-            defaults["confidence"] = float(threshold)
-        if refresh_s is not None:
-            defaults["refresh_s"] = int(refresh_s)
-        initial = config.control or ControlConfig()
-        if defaults:
-            initial = initial.model_copy(
-                update={"defaults": initial.defaults.model_copy(update=defaults)}
-            )
-        if settings is None:
-            settings = load_settings(**{**config.settings, "device_id": self.device_id})
-        self.services = DeviceServices.from_config(
-            config, settings=settings, initial_control=initial
+        self.config = with_graph_parameters(
+            config, threshold=threshold, refresh_s=refresh_s, device_id=device_id
         )
-        self.settings = self.services.settings
-        self.spool = self.services.spool
-        self.publisher = self.services.publisher
-        self.models = self.services.models
-        self.control = self.services.control
-        self.started_monotonic = time.monotonic()
-        self.streams: dict[str, _Stream] = {}
-        self._detectors: dict[str, tuple[ModelRef, Detector]] = {}
-        self._pending: dict[str, CameraSettings] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._last_heartbeat = 0.0
-        self._control_thread: threading.Thread | None = None
-        self.publisher.start()
-        if control_poll:
-            self._control_thread = threading.Thread(
-                target=self._control_loop, name="control", daemon=True
-            )
-            self._control_thread.start()
+        open_detector = (
+            None
+            if model_node is None
+            else functools.partial(model_node_detector, node, model_node, model_input)
+        )
+        self.runtime = DeviceRuntime(
+            self.config, settings=settings, open_detector=open_detector, control_poll=control_poll
+        ).start()
+        self.streams: dict[str, PanoramaStream] = {}
 
-    # -- models ------------------------------------------------------------------------------
-    def detector(self, ref: ModelRef) -> tuple[ModelRef, Detector]:
-        """The detector for ``ref``: the model node (metadata from the shipped ONNX) or ONNX Runtime."""
-        key = str(ref)
-        if key in self._detectors:
-            return self._detectors[key]
-        if self.model_node is None:
-            loaded = self.models.load(ref)
-        else:
-            resolved, path = self.models.model_path(ref)
-            metadata = ModelMetadata.from_mapping(read_onnx_metadata(path), source=str(path))
-            backend = PanoramaModelBackend(self.node, self.model_node, self.model_input, metadata)
-            loaded = (resolved, Detector(backend))
-        self._detectors[key] = loaded
-        return loaded
-
-    # -- streams -----------------------------------------------------------------------------
-    def _stream(self, stream_id: Any) -> _Stream:
+    def camera(self, stream_id: Any) -> tuple[CameraRuntime, PanoramaStream]:
+        """The camera of a stream, added on its first frame: configured as the device config's
+        camera of that id, else as its first camera."""
         camera_id = camera_id_for_stream(stream_id)
         stream = self.streams.get(camera_id)
         if stream is None:
             known = {camera.id: camera for camera in self.config.cameras}
             template = known.get(camera_id) or self.config.cameras[0]
-            camera = template.model_copy(update={"id": camera_id})
-            stream = self.streams[camera_id] = _Stream(camera)
-            self._configure(stream, self.control.current.for_camera(camera_id))
-        return stream
-
-    def _configure(self, stream: _Stream, settings: CameraSettings) -> None:
-        if settings.model is None:
-            settings = settings.model_copy(update={"model": stream.camera.model})
-        stream.settings = settings
-        if settings.model is None:
-            stream.error = "no model: the control config names none and the camera has none"
-            return
-        try:
-            resolved, detector = self.detector(settings.model)
-        except Exception as error:  # a bad model must not stop the other cameras
-            stream.error = f"{type(error).__name__}: {error}"
-            log.error("camera %s: %s", stream.camera.id, stream.error)
-            return
-        if stream.processor is None:
-            stream.processor = CameraProcessor(
-                stream.camera.id, detector, resolved, settings, frame_rate=stream.camera.process_fps
-            )
-        else:
-            if stream.processor.model != resolved or stream.processor.detector is not detector:
-                stream.processor.set_detector(detector, resolved)
-            stream.processor.configure(settings)
-        stream.error = None
+            stream = PanoramaStream(camera_id)
+            self.runtime.add_camera(template.model_copy(update={"id": camera_id}), stream.status)
+            self.streams[camera_id] = stream
+        return self.runtime.cameras[camera_id], stream
 
     def process(self, media: Sequence[Any]) -> list[FrameResult]:
-        """Run the pipeline on one batch of media objects (one per stream); draw the detections
-        on them; publish what is due; send a heartbeat when due."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for camera_id, settings in pending.items():
-            if camera_id in self.streams:
-                self._configure(self.streams[camera_id], settings)
+        """Run the pipeline on one batch of media objects (one per stream): control changes
+        first, then each frame; draw the detections on them; publish what is due."""
         results = []
         for item in media:
-            stream = self._stream(getattr(item, "stream_id", "camera"))
-            now = time.monotonic()
-            stream.rate.tick(now)
-            stream.frames += 1
-            stream.last_frame_at = datetime.now(UTC)
-            if stream.processor is None:
-                continue
-            try:
-                frame = Frame(
-                    image=np.asarray(item.image),
-                    index=stream.frames - 1,
-                    captured_at=stream.last_frame_at,
-                    camera_id=stream.camera.id,
-                )
-                result = stream.processor.process(frame)
-                self._draw(item, result, stream.processor.detector.class_names)
-                if now - stream.last_publish_at >= stream.settings.refresh_s:
-                    stream.last_publish_at = now
-                    self._publish(stream, result)
+            camera, stream = self.camera(getattr(item, "stream_id", "camera"))
+            frame = stream.received(np.asarray(item.image))
+            camera.apply_pending(wait_for_first_model=True)
+            result = camera.process(frame)
+            if result is not None:
+                self._draw(item, result, camera.processor.detector.class_names)
                 results.append(result)
-                stream.error = None
-            except Exception as error:  # one bad frame must not stop the appliance's app
-                message = f"{type(error).__name__}: {error}"
-                if message != stream.error:
-                    log.exception("camera %s: %s", stream.camera.id, message)
-                stream.error = message
-        if time.monotonic() - self._last_heartbeat >= self.config.heartbeat_s:
-            self.send_heartbeat()
         return results
 
     def _draw(self, media: Any, result: FrameResult, names: dict[int, str]) -> None:
@@ -299,65 +274,9 @@ class PanoramaAdapter:
             )
             media.add_label(label, box[0], max(0.0, box[1] - 0.02))
 
-    def _publish(self, stream: _Stream, result: FrameResult) -> None:
-        publish_result(stream.processor, stream.camera, result, self.publisher, self.device_id)
-        stream.published += 1
-
-    # -- health ------------------------------------------------------------------------------
-    def heartbeat(self, *, stopping: bool = False):
-        statuses = {
-            camera_id: CameraStatus(
-                camera_id=camera_id,
-                source=f"panorama:{camera_id}",
-                state=CameraState.STOPPED if stopping else CameraState.RUNNING,
-                fps=stream.rate.fps,
-                frames=stream.frames,
-                dropped=0,
-                reconnects=0,
-                last_frame_at=stream.last_frame_at,
-                last_error=stream.error,
-            )
-            for camera_id, stream in self.streams.items()
-        }
-        return build_heartbeat(
-            self.device_id,
-            time.monotonic() - self.started_monotonic,
-            statuses,
-            models={
-                cid: s.processor.model if s.processor else None for cid, s in self.streams.items()
-            },
-            published={cid: s.published for cid, s in self.streams.items()},
-            errors={cid: s.error for cid, s in self.streams.items()},
-            spool_stats=self.spool.stats(),
-        )
-
-    def send_heartbeat(self, *, stopping: bool = False) -> None:
-        self._last_heartbeat = time.monotonic()
-        try:
-            self.publisher.send_heartbeat(self.heartbeat(stopping=stopping))
-        except Exception as error:  # a heartbeat must never take the app down
-            log.warning("heartbeat not queued: %s", error)
-
-    # -- control -----------------------------------------------------------------------------
-    def apply_control(self, config: ControlConfig) -> None:
-        """Take a new control config (from any thread); applied before the next batch."""
-        with self._lock:
-            for camera_id in self.streams:
-                self._pending[camera_id] = config.for_camera(camera_id)
-
-    def _control_loop(self) -> None:
-        while not self._stop.wait(self.config.control_poll_s):
-            config = self.control.poll()
-            if config is not None:
-                self.apply_control(config)
-
     def close(self) -> None:
-        """Send a last heartbeat (cameras stopped), flush the publisher, close the spool."""
-        self._stop.set()
-        if self._control_thread is not None:
-            self._control_thread.join(5)
-        self.send_heartbeat(stopping=True)
-        self.services.close()
+        """Close the runtime: a last heartbeat (cameras stopped), flush, close the spool."""
+        self.runtime.close()
 
 
 def _parameter(node: Any, name: str) -> Any:

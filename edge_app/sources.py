@@ -2,8 +2,9 @@
 
 A :class:`SourceSpec` says where frames come from and how fast; a :class:`CameraReader`
 reads one source in its own daemon thread and keeps only the newest frame, so a slow
-consumer never builds a backlog; a :class:`CameraSet` runs several readers side by side,
-and one broken camera never stops the others.
+consumer never builds a backlog; a :class:`CameraSet` runs a device's readers side by side
+(the edge app's cameras), and one broken camera never stops the others. Each reader reports
+its health as a :class:`SourceStatus`.
 
 Readers survive bad sources: when a source cannot be opened, a read fails or a stream
 stalls, the reader reports it in ``state`` / ``last_error``, logs it with the camera id
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import cv2
@@ -396,15 +397,23 @@ class Frame:
     camera_id: str
 
 
+class FrameSource(Protocol):
+    """Where a camera worker takes its frames from: a :class:`CameraReader`, or anything that
+    hands out frames the same way."""
+
+    def read_latest(self, timeout: float | None = 0.0) -> Frame | None:
+        """The newest frame not taken yet, waiting up to ``timeout`` seconds; None if none came."""
+
+
 @dataclass(frozen=True)
-class CameraStatus:
-    """A snapshot of one reader's health, for heartbeats and dashboards.
+class SourceStatus:
+    """A snapshot of one camera source's health, for heartbeats and dashboards.
 
     Attributes:
         camera_id: The camera.
         source: The source, with any stream password hidden.
-        state: Where the reader stands.
-        fps: Frames delivered per second over the reader's sliding window.
+        state: Where the source stands.
+        fps: Frames delivered per second over a sliding window.
         frames: Frames delivered since start.
         dropped: Frames replaced by a newer one before the consumer took them.
         reconnects: Reconnect attempts since start.
@@ -668,11 +677,11 @@ class CameraReader:
         with self._condition:
             return self._frames
 
-    def status(self) -> CameraStatus:
+    def status(self) -> SourceStatus:
         """A consistent snapshot of the reader's health."""
         fps = self.fps
         with self._condition:
-            return CameraStatus(
+            return SourceStatus(
                 camera_id=self.camera_id,
                 source=str(self.spec),
                 state=self._state,
@@ -968,7 +977,7 @@ class CameraSet:
         """Each camera's state."""
         return {reader.camera_id: reader.state for reader in self}
 
-    def statuses(self) -> dict[str, CameraStatus]:
+    def statuses(self) -> dict[str, SourceStatus]:
         """Each camera's health snapshot."""
         return {reader.camera_id: reader.status() for reader in self}
 
@@ -1138,9 +1147,10 @@ __all__ = [
     "CameraReader",
     "CameraSet",
     "CameraState",
-    "CameraStatus",
     "Frame",
+    "FrameSource",
     "SourceError",
     "SourceKind",
     "SourceSpec",
+    "SourceStatus",
 ]

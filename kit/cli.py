@@ -354,17 +354,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+def run_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Run a parsed command (with ``settings``, default: loaded from ``args.config``).
+
+    Returns:
+        The command's exit code; 2 with one ``kit: error:`` line on stderr for an expected
+        failure (:func:`describe_error`), 130 for Ctrl-C. Anything else (a bug) raises.
+    """
     run: Callable[[Settings, argparse.Namespace], int] = args.run
-    settings: Settings | None = None
     try:
-        settings = load_settings(args.config)
+        if settings is None:
+            settings = load_settings(args.config)
         return run(settings, args)
     except KeyboardInterrupt:
         return 130
@@ -374,6 +374,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"kit: error: {line}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    return run_command(args)
 
 
 if __name__ == "__main__":

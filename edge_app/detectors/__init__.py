@@ -26,7 +26,6 @@ from edge_app.detectors.core import (
 )
 from edge_app.detectors.metadata import (
     DetectorMetadata,
-    ModelMetadata,
     read_metadata_yaml,
     read_onnx_metadata,
 )
@@ -48,7 +47,6 @@ __all__ = [
     "InferenceConfig",
     "InferenceJob",
     "LetterboxInfo",
-    "ModelMetadata",
     "OnnxRuntimeConfig",
     "OpenVinoConfig",
     "backend_for_path",

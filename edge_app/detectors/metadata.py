@@ -94,11 +94,6 @@ class DetectorMetadata:
             )
 
 
-ModelMetadata = DetectorMetadata
-"""The former name, kept until ``edge_app/panorama.py`` and ``tests/kit/deploy`` use
-`DetectorMetadata` (issue 13: one ``ModelMetadata``, the registry's)."""
-
-
 def _literal(value: Any) -> Any:
     """Python literal strings (as ONNX metadata holds them) to values; other values unchanged."""
     if not isinstance(value, str):

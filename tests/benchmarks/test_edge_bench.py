@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -35,7 +36,8 @@ import numpy as np
 import pytest
 
 from edge_app.detectors import load_detector
-from edge_app.pipeline import CameraProcessor, ModelStore
+from edge_app.pipeline import CameraProcessor
+from edge_app.runtime import ModelStore
 from edge_app.sources import CameraReader
 from kit.core.contracts import CameraSettings, ModelRef
 from kit.demo_models import DEMO_DIR
@@ -269,7 +271,8 @@ def sustains(
     """Run ``cameras`` cameras as the edge app does for ``seconds``; True when all kept up.
 
     Each camera is a `CameraReader` playing the video at 5 fps (decoding every frame it
-    delivers) and a `CameraWorker` analysing at 5 fps with the one shared OpenVINO model; the
+    delivers) and a `CameraWorker` analysing at 5 fps with the one shared OpenVINO model (its
+    `CameraRuntime` publishing nowhere); the
     cameras start spread over one frame interval, as independent cameras' frames are. After a
     2 s warm-up, a camera keeps up when it analysed at least 95 % of the frames its reader
     delivered and the 95th percentile of a frame's age when its result came out (capture to
@@ -277,8 +280,9 @@ def sustains(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from edge_app.app import CameraWorker
     from edge_app.config import CameraConfig
-    from edge_app.pipeline import CameraWorker
+    from edge_app.runtime import CameraRuntime
 
     interval = 1.0 / TARGET_FPS
     ages: dict[str, list[float]] = {f"c{i}": [] for i in range(cameras)}
@@ -306,17 +310,26 @@ def sustains(
         for config, reader in zip(configs, readers, strict=True):
             time.sleep(interval / cameras)  # independent cameras: frames spread over the interval
             reader.start()
-            worker = CameraWorker(config, reader, store, None, "bench", loader, on_result=on_result)
-            workers.append(worker.start())
-            worker.apply(SETTINGS.model_copy(update={"model": config.model}))
+            camera = CameraRuntime(
+                config,
+                store,
+                loader=loader,
+                source_status=reader.status,
+                device_id="bench",
+                on_result=on_result,
+            )
+            camera.apply(SETTINGS.model_copy(update={"model": config.model}))
+            workers.append(CameraWorker(camera, reader).start())
         time.sleep(2.0)
         delivered = {r.camera_id: r.frame_count for r in readers}
-        analysed = {w.camera.id: w.counters.processed for w in workers}
+        analysed = {w.camera.camera_id: w.camera.processed for w in workers}
         measuring.set()
         time.sleep(seconds)
         measuring.clear()
         delivered = {r.camera_id: r.frame_count - delivered[r.camera_id] for r in readers}
-        analysed = {w.camera.id: w.counters.processed - analysed[w.camera.id] for w in workers}
+        analysed = {
+            w.camera.camera_id: w.camera.processed - analysed[w.camera.camera_id] for w in workers
+        }
         for worker in workers:
             worker.stop()
         for reader in readers:
@@ -328,7 +341,8 @@ def sustains(
 
 def test_cameras_sustained_at_5_fps_on_openvino_320(exports, video):
     store = ModelStore(
-        preloaded={"shelf": exports[("openvino", 320)]}, performance_hint="throughput"
+        preloaded={"shelf": exports[("openvino", 320)]},
+        open_detector=partial(load_detector, performance_hint="throughput"),
     )
     store.load(ModelRef(name="shelf", version=1))
     ok, failed, trials = 0, None, {}

@@ -75,10 +75,10 @@ def deploy_settings(deploy_stack) -> Settings:
 def registered_model(deploy_settings, onnx_model) -> str:
     """The ONNX detector registered as ``tiny`` in the deploy stack's registry; its reference."""
     from edge_app.detectors import read_onnx_metadata
-    from edge_app.detectors.metadata import ModelMetadata
+    from edge_app.detectors.metadata import DetectorMetadata
     from kit import registry
 
-    metadata = ModelMetadata.from_mapping(read_onnx_metadata(onnx_model))
+    metadata = DetectorMetadata.from_mapping(read_onnx_metadata(onnx_model))
     meta = registry.register(
         "tiny",
         {"onnx": onnx_model},

@@ -7,15 +7,17 @@ import json
 
 import pytest
 
+from kit.cli import run_command
 from kit.deploy.commands import add_commands
 from kit.package import validate_dockerfile, validate_panorama_app, validate_recipe
 
 
 def kit(settings, *argv: str) -> int:
+    """The command as `kit` runs it (its error handling included), with ``settings``."""
     parser = argparse.ArgumentParser(prog="kit")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.run(settings, args)
+    return run_command(args, settings)
 
 
 def test_package_greengrass_writes_a_valid_recipe(

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
 import yaml
 
 from edge_app.config import DeviceConfig
-from edge_app.detectors import ModelMetadata, read_onnx_metadata
+from edge_app.detectors import DetectorMetadata, read_onnx_metadata
 from edge_app.panorama import application_class, camera_id_for_stream, run_application
 from kit.deploy import device_status
 from kit.package import build_bundle, device_config, device_settings, unpack_bundle
+from tests.support.wait import wait_until
 
 
 def _frames(video, count: int) -> list[np.ndarray]:
@@ -43,16 +42,6 @@ def _config(settings, device_id, model, onnx_model, tmp_path) -> DeviceConfig:
     return DeviceConfig.model_validate(values)
 
 
-def _wait(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _payloads(settings, camera_id: str) -> list[dict]:
     return settings.client("dynamodb").query(
         TableName=settings.resources.detections_table,
@@ -66,7 +55,7 @@ def test_code_node_runs_the_pipeline_on_the_model_node(
 ):
     # the model node (Neo-compiled on a real appliance) answers with one confident box of
     # class 0 at the centre of the S px input, a quarter of it wide and high
-    metadata = ModelMetadata.from_mapping(read_onnx_metadata(onnx_model))
+    metadata = DetectorMetadata.from_mapping(read_onnx_metadata(onnx_model))
     size = metadata.imgsz[0]
     raw = np.zeros((1, 4 + len(metadata.class_names), 10), dtype=np.float32)
     raw[0, :5, 0] = [size / 2, size / 2, size / 4, size / 4, 0.9]
@@ -96,15 +85,14 @@ def test_code_node_runs_the_pipeline_on_the_model_node(
         assert media.rects == [pytest.approx((0.375, 1 / 3, 0.625, 2 / 3), abs=1e-3)]
         assert media.labels[0][0].endswith(" 0.90")
     camera = camera_id_for_stream("camera_node_0")
-    rows = _wait(lambda: _payloads(deploy_settings, camera), 30, "the adapter's payloads")
+    rows = wait_until(lambda: _payloads(deploy_settings, camera), what="the adapter's payloads")
     assert {row["device_id"]["S"] for row in rows} == {"pano-1"}
-    status = _wait(
+    status = wait_until(
         lambda: next(
             (s for s in device_status(deploy_settings) if s.device_id == "pano-1" and s.cameras),
             None,
         ),
-        30,
-        "the adapter's heartbeat",
+        what="the adapter's heartbeat",
     )
     assert status.cameras[0].camera_id == camera and status.cameras[0].model == registered_model
 
@@ -128,7 +116,9 @@ def test_without_a_model_node_onnx_runtime_runs_the_shipped_model(
 
     assert code == 0
     assert (tmp_path / "storage" / "spool").is_dir()
-    rows = _wait(lambda: _payloads(deploy_settings, "front-door"), 30, "payloads of 'front door'")
+    rows = wait_until(
+        lambda: _payloads(deploy_settings, "front-door"), what="payloads of 'front door'"
+    )
     assert {row["device_id"]["S"] for row in rows} == {"pano-2"}
     assert (
         yaml.safe_load((tmp_path / "panorama" / "bundle" / "device.yaml").read_text())["device_id"]
@@ -156,14 +146,33 @@ def test_control_config_changes_apply_before_the_next_batch(
     )
     try:
         adapter.process([panoramasdk.media(frame, "cam-a")])
-        stream = adapter.streams["cam-a"]
-        assert (stream.settings.confidence, stream.settings.refresh_s) == (0.4, 3)
-        adapter.apply_control(
+        camera, stream = adapter.camera("cam-a")
+        assert (camera.camera_settings.confidence, camera.camera_settings.refresh_s) == (0.4, 3)
+        adapter.runtime.apply_control(
             ControlConfig(revision=2, defaults=CameraSettings(confidence=0.6, refresh_s=2))
         )
         adapter.process([panoramasdk.media(frame, "cam-a")])
-        assert stream.processor.settings.confidence == 0.6 and stream.settings.refresh_s == 2
-        assert stream.processor.model.name == registered_model.split(":")[0]
-        assert stream.frames == 2 and stream.published == 1
+        assert camera.processor.camera_settings.confidence == 0.6
+        assert camera.camera_settings.refresh_s == 2
+        assert str(camera.model) == registered_model
+        assert stream.status().frames == 2 and camera.published == 1
     finally:
         adapter.close()
+
+
+def test_graph_parameters_are_the_starting_point_and_are_validated():
+    from edge_app.config import DeviceConfigError
+    from edge_app.panorama import with_graph_parameters
+
+    config = DeviceConfig.model_validate(
+        {"device_id": "pano-9", "cameras": [{"id": "cam", "source": "panorama:camera_node"}]}
+    )
+    updated = with_graph_parameters(config, threshold=0.4, refresh_s=7, device_id="pano-10")
+    defaults = updated.control.defaults
+    assert (updated.device_id, defaults.confidence, defaults.refresh_s) == ("pano-10", 0.4, 7)
+    unchanged = with_graph_parameters(config)
+    assert (unchanged.device_id, unchanged.control.defaults) == ("pano-9", type(defaults)())
+    with pytest.raises(DeviceConfigError, match=r"(?s)graph's parameters.*confidence"):
+        with_graph_parameters(config, threshold=1.5)
+    with pytest.raises(DeviceConfigError, match="device_id"):
+        with_graph_parameters(config, device_id="not an id!")
