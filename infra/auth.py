@@ -1,9 +1,12 @@
 """Cognito: the user pool the control API and the dashboard log users in with.
 
 Users are created by an administrator only (``kit.aws.create_cognito_user`` or the console). The
-``api`` client (no secret) is what notebooks and the dashboard use to get tokens; when the
-dashboard is hosted, a second client with a secret and the hosted-UI domain serve the load
-balancer's ``authenticate-cognito`` login.
+``api`` client (no secret) is what notebooks and the dashboard use to get tokens (ID and access
+tokens last an hour; the client renews them with the refresh token, which lasts 30 days); when
+the dashboard is hosted, a second client with a secret and the hosted-UI domain serve the load
+balancer's ``authenticate-cognito`` login. The load balancer hands the dashboard's kernel that
+client's access token once, when the page opens, and the kernel cannot renew it: its tokens
+last as long as the login session (:data:`DASHBOARD_SESSION_S`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import pulumi
 import pulumi_aws as aws
 
 TOKEN_VALIDITY = {"access_token": "minutes", "id_token": "minutes", "refresh_token": "days"}
+DASHBOARD_SESSION_S = 8 * 3600
+"""How long the hosted dashboard's login lasts (the load balancer's session) and, so that a
+page open that long keeps working, its tokens."""
 
 
 @dataclass
@@ -102,8 +108,8 @@ class Auth(pulumi.ComponentResource):
                 supported_identity_providers=["COGNITO"],
                 explicit_auth_flows=["ALLOW_REFRESH_TOKEN_AUTH"],
                 prevent_user_existence_errors="ENABLED",
-                access_token_validity=60,
-                id_token_validity=60,
+                access_token_validity=DASHBOARD_SESSION_S // 60,
+                id_token_validity=DASHBOARD_SESSION_S // 60,
                 refresh_token_validity=1,
                 token_validity_units=TOKEN_VALIDITY,
                 opts=child,

@@ -12,16 +12,18 @@ Examples:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from kit.core.contracts.base import contract_error
-from kit.core.settings import Settings
+from kit.core.settings import ENV_PREFIX, Settings
 
 PROJECT = "edge-vision-kit"
 POWERTOOLS_VERSION = "3.37.0"
@@ -32,6 +34,10 @@ LAMBDA_STATE_DIR = Path("/tmp/evk")
 
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
 """Retention periods CloudWatch Logs accepts (a subset: the common ones)."""
+NAME_SUFFIX_LENGTH = 8
+LOCAL_ONLY_SETTINGS = ("api_token", "endpoint_url", "local_host", "local_port", "api_port")
+"""Settings of the local target only: never in a cloud resource's environment (``api_token`` is
+the local stack's bearer token; on aws the API takes Cognito tokens)."""
 
 
 class StackConfigError(ValueError):
@@ -46,8 +52,11 @@ class DashboardConfig:
         enabled: build it at all (an ALB and a Fargate task cost money even when idle).
         domain: the dashboard's host name, covered by ``certificate_arn`` (DNS is yours to point).
         certificate_arn: an ACM certificate in the stack's region for ``domain``.
-        image: the container image; default ``<the stack's ECR repository>:latest``.
-        cognito_domain_prefix: the hosted-UI domain prefix (globally unique in the region).
+        image: an image you built and pushed yourself; empty (the default): ``pulumi up`` builds
+            ``docker/dashboard.Dockerfile`` with Docker and pushes it to the stack's ECR
+            repository, and the task runs that image's digest.
+        cognito_domain_prefix: the hosted-UI domain prefix (globally unique in the region);
+            default ``<prefix>-login-<name suffix>``.
         cpu: Fargate CPU units. memory: MiB.
         port: the port Voila listens on in the container.
     """
@@ -102,7 +111,14 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Everything that differs between stacks; see ``Pulumi.dev.yaml`` for an example."""
+    """Everything that differs between stacks; see ``Pulumi.dev.yaml`` for an example.
+
+    ``name_suffix`` ends the globally unique names (the bucket, the Cognito domain): None (the
+    default) means "derive it" — :func:`infra.program.build_backend` sets it to
+    :func:`unique_name_suffix` of the account, region and stack; ``""`` keeps the names without
+    a suffix (a stack deployed before suffixes existed keeps its bucket that way).
+    ``sagemaker_role`` builds the SageMaker execution role training and Neo use.
+    """
 
     region: str = "eu-west-1"
     prefix: str = "evk"
@@ -118,6 +134,8 @@ class StackConfig:
     api_throttle_burst: int = 50
     api_throttle_rate: float = 20.0
     protect_data: bool = False
+    name_suffix: str | None = None
+    sagemaker_role: bool = True
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     edge: EdgeConfig = field(default_factory=EdgeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -151,6 +169,13 @@ class StackConfig:
                 "alertWebhookUrl",
                 self.alert_webhook_url,
                 "an https:// URL (SNS delivers to HTTPS endpoints only here)",
+            )
+        if self.name_suffix:
+            _check(
+                bool(re.fullmatch(r"[a-z0-9]{1,12}", self.name_suffix)),
+                "nameSuffix",
+                self.name_suffix,
+                "1-12 lower-case letters and digits (or empty for no suffix)",
             )
         for origin in self.cors_origins:
             _check(
@@ -205,7 +230,19 @@ class StackConfig:
 
     @property
     def cognito_domain_prefix(self) -> str:
-        return self.dashboard.cognito_domain_prefix or f"{self.prefix}-login"
+        return self.dashboard.cognito_domain_prefix or self._unique(f"{self.prefix}-login")
+
+    @property
+    def bucket_name(self) -> str:
+        """The data bucket's name: ``<prefix>-bucket-<name suffix>`` (S3 names are global)."""
+        return self._unique(f"{self.prefix}-bucket")
+
+    def _unique(self, name: str) -> str:
+        return f"{name}-{self.name_suffix}" if self.name_suffix else name
+
+    def with_name_suffix(self, suffix: str) -> StackConfig:
+        """This config with ``name_suffix`` set (validated)."""
+        return replace(self, name_suffix=suffix)
 
     def settings(self) -> Settings:
         """The kit settings of this stack (target aws), as the Lambda functions will load them."""
@@ -217,6 +254,7 @@ class StackConfig:
                 state_dir=LAMBDA_STATE_DIR,
                 alert_emails=list(self.alert_emails),
                 alert_webhook_url=self.alert_webhook_url,
+                resources={"bucket": self.bucket_name},
             )
         except ValidationError as error:
             problem = contract_error("Settings", error)
@@ -302,6 +340,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "apiThrottleBurst": ("api_throttle_burst", "int"),
     "apiThrottleRate": ("api_throttle_rate", "float"),
     "protectData": ("protect_data", "bool"),
+    "nameSuffix": ("name_suffix", "str"),
+    "sagemakerRole": ("sagemaker_role", "bool"),
     "dashboard": ("dashboard", "dashboard"),
     "edge": ("edge", "edge"),
     "pipeline": ("pipeline", "pipeline"),
@@ -342,6 +382,24 @@ _NESTED: dict[str, tuple[type, dict[str, tuple[str, str]]]] = {
         },
     ),
 }
+
+
+def unique_name_suffix(account_id: str, region: str, stack: str) -> str:
+    """A short suffix naming one deployment: the same account, region and stack always give the
+    same one (so names stay put across updates), two customers' ``dev`` stacks never do.
+
+    Examples:
+        >>> unique_name_suffix("123456789012", "eu-west-1", "dev")
+        '133f48ed'
+    """
+    digest = hashlib.sha256(f"{account_id}/{region}/{stack}".encode()).hexdigest()
+    return digest[:NAME_SUFFIX_LENGTH]
+
+
+def cloud_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as ``EVK_*`` variables for a cloud resource, without the local-only ones."""
+    local_only = {f"{ENV_PREFIX}{name.upper()}" for name in LOCAL_ONLY_SETTINGS}
+    return {key: value for key, value in settings.as_env().items() if key not in local_only}
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

@@ -6,26 +6,57 @@ access token in the ``x-amzn-oidc-accesstoken`` header: the dashboard calls the 
 with it (the API's JWT authorizer accepts the dashboard client's tokens). The task role may only
 invoke the control API; it has no access to the bucket, queues or tables.
 
-Networking is a small VPC of its own: two public subnets, no NAT gateway (the task has a public
-IP for pulling its image and reaching AWS APIs; its security group admits only the load balancer).
+Networking is a small VPC of its own: two public subnets in the first two availability zones the
+region offers (looked up, not assumed), no NAT gateway (the task has a public IP for pulling its
+image and reaching AWS APIs; its security group admits only the load balancer).
+
+The image: ``pulumi up`` builds ``docker/dashboard.Dockerfile`` (Voila serving
+``notebooks/dashboard.ipynb``, as ``make dashboard`` does) with Docker, through
+pulumi-docker-build, pushes it to the stack's ECR repository and runs it by digest, so a changed
+image rolls the service. Without a Docker daemon a preview still works (it does not build, and
+warns); ``up`` stops with what it needs. ``dashboard.image`` runs an image of your own instead.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_docker_build as docker_build
 
-from infra.auth import Auth
+from infra.auth import DASHBOARD_SESSION_S, Auth
 from infra.config import DashboardConfig
 from infra.iam import assume_role_policy, document, statement
 
 VPC_CIDR = "10.60.0.0/16"
 SUBNET_CIDRS = ("10.60.0.0/24", "10.60.1.0/24")
-AVAILABILITY_ZONE_SUFFIXES = ("a", "b")
+SUBNET_NAMES = ("a", "b")
+"""The subnets' name suffixes (one per availability zone used; unchanged, so their URNs are)."""
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO_ROOT / "docker" / "dashboard.Dockerfile"
+"""The dashboard's image; its build context is the repository (see its ``.dockerignore``)."""
+HEALTH_CHECK_PATH = "/voila/static/voila.js"
+"""A static file Voila serves: the load balancer's checks must not open the notebook (each
+opening starts a kernel no browser ever connects to)."""
+IMAGE_TAG = "latest"
+IMAGE_PLATFORM = "linux/amd64"
+"""The task runs on x86-64 Fargate (the task definition's runtime platform)."""
+KEPT_UNTAGGED_IMAGES = 10
+"""Earlier images kept in the repository (a failed deployment rolls back to the previous one)."""
+DOCKER_SOCKETS = (
+    "/var/run/docker.sock",
+    "~/.docker/run/docker.sock",
+    "~/.colima/default/docker.sock",
+    "~/.rd/docker.sock",
+    "$XDG_RUNTIME_DIR/docker.sock",
+)
+"""Where a Docker daemon listens when ``DOCKER_HOST`` is not set (Linux, Docker Desktop, Colima,
+Rancher Desktop, rootless Docker)."""
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CONTAINER_NAME = "dashboard"
 ECR_PULL_ACTIONS = (
@@ -47,7 +78,11 @@ class DashboardHostingArgs:
         api_execution_arn: the control API's execution ARN (the task role may invoke it).
         environment: the container's environment (the kit settings for target aws).
         log_retention_days: how long container logs are kept.
+        account_id: the account (the image registry's id).
+        dns_suffix: the partition's DNS suffix (``amazonaws.com``; the registry's host name).
+        docker_available: a Docker daemon is reachable here (see :func:`docker_available`).
         force_delete: let ``pulumi destroy`` delete the image repository with its images.
+        permissions_boundary: the stack's permissions boundary, set on both roles.
     """
 
     config: DashboardConfig
@@ -57,7 +92,11 @@ class DashboardHostingArgs:
     api_execution_arn: pulumi.Input[str]
     environment: Mapping[str, pulumi.Input[str]]
     log_retention_days: int
+    account_id: pulumi.Input[str]
+    dns_suffix: pulumi.Input[str]
+    docker_available: bool
     force_delete: bool = True
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,11 +159,75 @@ class DashboardNetwork:
 
 @dataclass(frozen=True)
 class DashboardImage:
-    """Where the container image and the container's logs live."""
+    """Where the container image and the container's logs live.
+
+    Attributes:
+        repository: the stack's image repository.
+        image: what the task runs: the built image by digest, or ``dashboard.image``.
+        log_group: the container's logs.
+        build: the image build (None when ``dashboard.image`` names an image of yours).
+    """
 
     repository: aws.ecr.Repository
     image: pulumi.Input[str]
     log_group: aws.cloudwatch.LogGroup
+    build: docker_build.Image | None = None
+
+
+class DashboardImageError(RuntimeError):
+    """The dashboard image cannot be built here (no Docker daemon) and none is configured."""
+
+
+def docker_available(
+    environ: Mapping[str, str] | None = None, sockets: Sequence[str] = DOCKER_SOCKETS
+) -> bool:
+    """Whether a Docker daemon looks reachable: ``DOCKER_HOST`` is set, or one of ``sockets``
+    (``~`` and ``$VARIABLES`` expanded from ``environ``) exists."""
+    environ = os.environ if environ is None else environ
+    if environ.get("DOCKER_HOST"):
+        return True
+    home = environ.get("HOME", "")
+    for socket in sockets:
+        if "$XDG_RUNTIME_DIR" in socket and not environ.get("XDG_RUNTIME_DIR"):
+            continue
+        path = socket.replace("$XDG_RUNTIME_DIR", environ.get("XDG_RUNTIME_DIR", ""))
+        if path.startswith("~"):
+            if not home:
+                continue
+            path = home + path[1:]
+        if Path(path).exists():
+            return True
+    return False
+
+
+def check_image_can_be_built(
+    config: DashboardConfig, names: DashboardNames, *, docker_available: bool, warn: bool = True
+) -> None:
+    """Stop an ``up`` that would have to build the dashboard image without Docker; in a
+    preview, warn (``warn``) that the build is skipped and what ``up`` needs.
+
+    Raises:
+        DashboardImageError: ``pulumi up`` without Docker and without ``dashboard.image``.
+    """
+    if config.image or docker_available:
+        return
+    if not pulumi.runtime.is_dry_run():
+        raise DashboardImageError(missing_docker_message(names))
+    if warn:
+        pulumi.log.warn(
+            f"the dashboard image is not built in this preview: {missing_docker_message(names)}"
+        )
+
+
+def missing_docker_message(names: DashboardNames) -> str:
+    """What ``pulumi up`` needs when no Docker daemon is found."""
+    return (
+        f"no Docker daemon found (DOCKER_HOST is not set and none of "
+        f"{', '.join(DOCKER_SOCKETS)} exists): `pulumi up` builds the dashboard image "
+        f"({DOCKERFILE.relative_to(REPO_ROOT)}) with Docker and pushes it to the ECR repository "
+        f"{names.base}. Start Docker (or set DOCKER_HOST to your daemon), or set "
+        "dashboard.image to an image you pushed yourself"
+    )
 
 
 @dataclass(frozen=True)
@@ -173,16 +276,28 @@ class DashboardHosting(pulumi.ComponentResource):
         login = CognitoLogin.of(args.auth)
         child = pulumi.ResourceOptions(parent=self)
         names = DashboardNames.of(name, args.name_prefix)
-        self.network = build_network(names, region=args.region, port=args.config.port, opts=child)
+        check_image_can_be_built(args.config, names, docker_available=args.docker_available)
+        self.network = build_network(
+            names, zones=available_zones(), port=args.config.port, opts=child
+        )
         self.image = build_image_store(
             names,
             image=args.config.image,
             log_retention_days=args.log_retention_days,
             force_delete=args.force_delete,
+            registry_host=pulumi.Output.concat(
+                args.account_id, ".dkr.ecr.", args.region, ".", args.dns_suffix
+            ),
+            account_id=args.account_id,
+            docker_available=args.docker_available,
             opts=child,
         )
         self.roles = build_roles(
-            names, image=self.image, api_execution_arn=args.api_execution_arn, opts=child
+            names,
+            image=self.image,
+            api_execution_arn=args.api_execution_arn,
+            permissions_boundary=args.permissions_boundary,
+            opts=child,
         )
         self.entrance = build_entrance(
             names, network=self.network, login=login, config=args.config, opts=child
@@ -204,15 +319,44 @@ class DashboardHosting(pulumi.ComponentResource):
                 "url": self.url,
                 "load_balancer_dns": self.entrance.load_balancer.dns_name,
                 "repository_url": self.image.repository.repository_url,
+                "image": self.image.image,
             }
         )
 
 
+def available_zones() -> pulumi.Output[list[str]]:
+    """The region's availability zones that need no opt-in (no Local or Wavelength Zones)."""
+    return aws.get_availability_zones_output(
+        state="available",
+        filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+    ).names
+
+
+def zone_at(zones: Sequence[str], index: int) -> str:
+    """The ``index``-th of ``zones`` (sorted).
+
+    Raises:
+        ValueError: the region has fewer zones than the dashboard needs (a load balancer needs
+            two).
+    """
+    if len(zones) < len(SUBNET_NAMES):
+        raise ValueError(
+            f"the dashboard needs {len(SUBNET_NAMES)} availability zones for its load balancer; "
+            f"the region offers {list(zones)}"
+        )
+    return sorted(zones)[index]
+
+
 def build_network(
-    names: DashboardNames, *, region: str, port: int, opts: pulumi.ResourceOptions
+    names: DashboardNames,
+    *,
+    zones: pulumi.Input[Sequence[str]],
+    port: int,
+    opts: pulumi.ResourceOptions,
 ) -> DashboardNetwork:
-    """A VPC of its own with two public subnets (no NAT gateway) and the security groups: the
-    load balancer admits HTTPS and HTTP from anywhere; a task admits only the load balancer."""
+    """A VPC of its own with two public subnets in two of ``zones`` (no NAT gateway) and the
+    security groups: the load balancer admits HTTPS and HTTP from anywhere; a task admits only
+    the load balancer."""
     vpc = aws.ec2.Vpc(
         f"{names.component}-vpc",
         cidr_block=VPC_CIDR,
@@ -232,12 +376,14 @@ def build_network(
         opts=opts,
     )
     subnets = []
-    for suffix, cidr in zip(AVAILABILITY_ZONE_SUFFIXES, SUBNET_CIDRS, strict=True):
+    for index, (suffix, cidr) in enumerate(zip(SUBNET_NAMES, SUBNET_CIDRS, strict=True)):
         subnet = aws.ec2.Subnet(
             f"{names.component}-public-{suffix}",
             vpc_id=vpc.id,
             cidr_block=cidr,
-            availability_zone=f"{region}{suffix}",
+            availability_zone=pulumi.Output.from_input(zones).apply(
+                lambda names_, index=index: zone_at(names_, index)
+            ),
             map_public_ip_on_launch=False,
             tags={"Name": f"{names.base}-public-{suffix}"},
             opts=opts,
@@ -310,12 +456,21 @@ def build_image_store(
     image: str,
     log_retention_days: int,
     force_delete: bool,
+    registry_host: pulumi.Input[str],
+    account_id: pulumi.Input[str],
+    docker_available: bool,
     opts: pulumi.ResourceOptions,
 ) -> DashboardImage:
-    """The image repository (scanned on push) and the container's log group.
+    """The image repository (scanned on push, old images expiring), the image the task runs and
+    the container's log group.
 
     Args:
-        image: the image to run; empty runs the repository's ``latest``.
+        image: an image of yours to run; empty builds :data:`DOCKERFILE` and pushes it here.
+        registry_host: ``<account>.dkr.ecr.<region>.<dns suffix>`` (known at preview, unlike
+            the repository's URL before it exists).
+        account_id: the registry's id (for the push credentials).
+        docker_available: a Docker daemon is reachable; without one the image is registered
+            but not built in a preview (:func:`check_image_can_be_built` has warned).
     """
     repository = aws.ecr.Repository(
         f"{names.component}-images",
@@ -325,16 +480,80 @@ def build_image_store(
         force_delete=force_delete,
         opts=opts,
     )
+    aws.ecr.LifecyclePolicy(
+        f"{names.component}-images-expiry",
+        repository=repository.name,
+        policy=json.dumps(
+            {
+                "rules": [
+                    {
+                        "rulePriority": 1,
+                        "description": f"keep the {KEPT_UNTAGGED_IMAGES} latest earlier images",
+                        "selection": {
+                            "tagStatus": "untagged",
+                            "countType": "imageCountMoreThan",
+                            "countNumber": KEPT_UNTAGGED_IMAGES,
+                        },
+                        "action": {"type": "expire"},
+                    }
+                ]
+            },
+            sort_keys=True,
+        ),
+        opts=opts,
+    )
     log_group = aws.cloudwatch.LogGroup(
         f"{names.component}-logs",
         name=f"/ecs/{names.base}",
         retention_in_days=log_retention_days,
         opts=opts,
     )
-    return DashboardImage(
+    if image:
+        return DashboardImage(repository=repository, image=image, log_group=log_group)
+    build = build_dashboard_image(
+        names,
         repository=repository,
-        image=image or repository.repository_url.apply(lambda url: f"{url}:latest"),
-        log_group=log_group,
+        registry_host=registry_host,
+        account_id=account_id,
+        build_on_preview=docker_available,
+        opts=opts,
+    )
+    reference = pulumi.Output.concat(registry_host, "/", names.base, "@", build.digest)
+    return DashboardImage(repository=repository, image=reference, log_group=log_group, build=build)
+
+
+def build_dashboard_image(
+    names: DashboardNames,
+    *,
+    repository: aws.ecr.Repository,
+    registry_host: pulumi.Input[str],
+    account_id: pulumi.Input[str],
+    build_on_preview: bool,
+    opts: pulumi.ResourceOptions,
+) -> docker_build.Image:
+    """Build :data:`DOCKERFILE` (context: the repository) for x86-64 and push it to
+    ``repository`` as ``latest``; its ``digest`` names exactly what was pushed.
+
+    Paths are relative to the working directory (the project root, where ``pulumi`` runs), so
+    the same checkout on another machine is the same build.
+    """
+    credentials = aws.ecr.get_authorization_token_output(registry_id=account_id)
+    return docker_build.Image(
+        f"{names.component}-image",
+        context={"location": os.path.relpath(REPO_ROOT)},
+        dockerfile={"location": os.path.relpath(DOCKERFILE)},
+        platforms=[IMAGE_PLATFORM],
+        push=True,
+        build_on_preview=build_on_preview,
+        tags=[pulumi.Output.concat(registry_host, "/", names.base, ":", IMAGE_TAG)],
+        registries=[
+            {
+                "address": registry_host,
+                "username": credentials.user_name,
+                "password": credentials.password,
+            }
+        ],
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[repository])),
     )
 
 
@@ -343,6 +562,7 @@ def build_roles(
     *,
     image: DashboardImage,
     api_execution_arn: pulumi.Input[str],
+    permissions_boundary: pulumi.Input[str] | None,
     opts: pulumi.ResourceOptions,
 ) -> DashboardRoles:
     """The execution role (pull this image, write these logs) and the task role, which may
@@ -352,6 +572,7 @@ def build_roles(
         name=f"{names.base}-execution",
         description="lets ECS pull the dashboard image and write its logs",
         assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
+        permissions_boundary=permissions_boundary,
         opts=opts,
     )
     execution_policy_document = pulumi.Output.all(image.repository.arn, image.log_group.arn).apply(
@@ -369,6 +590,7 @@ def build_roles(
         name=f"{names.base}-task",
         description="the dashboard container: may call the control API, nothing else",
         assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
+        permissions_boundary=permissions_boundary,
         opts=opts,
     )
     task_policy_document = pulumi.Output.from_input(api_execution_arn).apply(
@@ -496,7 +718,7 @@ def build_entrance(
         target_type="ip",
         vpc_id=network.vpc.id,
         deregistration_delay=30,
-        health_check={"path": "/", "matcher": "200-399", "interval": 30},
+        health_check={"path": HEALTH_CHECK_PATH, "matcher": "200-399", "interval": 30},
         stickiness={"type": "lb_cookie", "enabled": True, "cookie_duration": 86400},
         opts=opts,
     )
@@ -517,7 +739,7 @@ def build_entrance(
                     "user_pool_domain": login.domain,
                     "on_unauthenticated_request": "authenticate",
                     "scope": "openid email",
-                    "session_timeout": 28800,
+                    "session_timeout": DASHBOARD_SESSION_S,
                 },
             },
             {"type": "forward", "order": 2, "target_group_arn": target_group.arn},

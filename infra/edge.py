@@ -1,9 +1,10 @@
 """IAM for edge devices: what the edge app on a Greengrass core device or a Panorama appliance may do.
 
 Both get the same data-plane rights, written as :class:`kit.core.backend.Permission` like the
-functions' so the same code turns them into statements: read models/ (and packages/, the
-Greengrass component artifacts), write frames/ and crops/, send to the detections queue, read
-the control config. Greengrass core devices get them through the token exchange role and its
+functions' so the same code turns them into statements: list the bucket and read models/ (the
+registry reader resolves aliases and ``latest`` by listing keys, and fetches models not shipped
+with the app), read packages/ (the Greengrass component artifacts), write frames/ and crops/,
+send to the detections queue, read the control config. Greengrass core devices get them through the token exchange role and its
 role alias (the IoT policy lets a device's certificate assume it); Panorama applications through
 the application role.
 """
@@ -29,6 +30,7 @@ from infra.iam import (
 from kit.core.backend import BackendSpec, Permission
 
 EDGE_PERMISSIONS = (
+    Permission(("s3:ListBucket",), "bucket"),
     Permission(("s3:GetObject",), "bucket:models/"),
     Permission(("s3:GetObject",), "bucket:packages/"),
     Permission(("s3:GetBucketLocation",), "bucket"),
@@ -37,7 +39,9 @@ EDGE_PERMISSIONS = (
     Permission(("sqs:GetQueueUrl", "sqs:SendMessage"), "queue:detections"),
     Permission(("dynamodb:GetItem",), "table:config"),
 )
-"""What the edge app does with the backend (see edge_app/publisher.py and edge_app/control.py)."""
+"""What the edge app does with the backend: edge_app/publisher.py, edge_app/control.py and the
+registry reader (kit/core/registry.py). tests/infra/test_iam.py checks it against every AWS call
+the edge bundle's code can reach from its entry points."""
 GREENGRASS_LOG_ACTIONS = (
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
@@ -125,6 +129,7 @@ class EdgeAccessArgs:
         account_id, partition, region: for the ARNs of logs and IoT resources.
         credential_duration_s: how long credentials from the role alias last.
         panorama: build the Panorama application role too.
+        permissions_boundary: the stack's permissions boundary, set on both roles.
     """
 
     backend: BackendSpec
@@ -135,6 +140,7 @@ class EdgeAccessArgs:
     region: str
     credential_duration_s: int = 3600
     panorama: bool = True
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 class EdgeAccess(pulumi.ComponentResource):
@@ -156,6 +162,7 @@ class EdgeAccess(pulumi.ComponentResource):
             description="Greengrass core devices' token exchange role: the edge app's AWS rights",
             assume_role_policy=assume_role_policy("credentials.iot.amazonaws.com"),
             max_session_duration=max(3600, args.credential_duration_s),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         self.token_exchange_policy_document = pulumi.Output.all(
@@ -200,6 +207,7 @@ class EdgeAccess(pulumi.ComponentResource):
                         StringEquals={"aws:SourceAccount": account},
                     )
                 ),
+                permissions_boundary=args.permissions_boundary,
                 opts=child,
             )
             self.panorama_policy_document = data_plane.apply(document)

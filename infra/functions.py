@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import LAMBDA_RUNTIME
+from infra.config import LAMBDA_RUNTIME, cloud_environment
 from infra.iam import (
     assume_role_policy,
     document,
@@ -95,9 +95,10 @@ def code_archive(repo_root: Path = REPO_ROOT) -> pulumi.AssetArchive:
 
 
 def function_environment(settings: Settings, spec: FunctionSpec) -> dict[str, str]:
-    """The environment of a function: the kit settings (``EVK_*``) and Powertools' own variables."""
+    """The environment of a function: the kit settings (``EVK_*``, without the local target's
+    own, such as its bearer token) and Powertools' own variables."""
     return {
-        **settings.as_env(),
+        **cloud_environment(settings),
         "POWERTOOLS_SERVICE_NAME": spec.logical,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -138,6 +139,7 @@ class FunctionsArgs:
         layer_arn: the Powertools layer version ARN.
         log_retention_days: how long function logs are kept.
         code: the code archive (default: :func:`code_archive`).
+        permissions_boundary: the stack's permissions boundary, set on every function's role.
     """
 
     backend: BackendSpec
@@ -147,6 +149,7 @@ class FunctionsArgs:
     layer_arn: pulumi.Input[str]
     log_retention_days: int
     code: pulumi.Archive | None = None
+    permissions_boundary: pulumi.Input[str] | None = None
 
 
 class Functions(pulumi.ComponentResource):
@@ -176,6 +179,7 @@ class Functions(pulumi.ComponentResource):
                 name=f"{function_name}-role",
                 description=f"runs the {spec.logical} function: {spec.purpose}"[:1000],
                 assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+                permissions_boundary=args.permissions_boundary,
                 opts=child,
             )
             policy_document = pulumi.Output.all(

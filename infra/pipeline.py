@@ -8,9 +8,12 @@ The same steps as ``.github/workflows/deploy.yml``, for teams that keep everythi
 4. **Deploy**: CodeBuild runs ``pulumi up`` on the stack and turns its outputs into ``evk.yaml``.
 5. **Edge**: CodeBuild runs ``kit deploy`` to the Greengrass thing group, with that ``evk.yaml``.
 
-Each CodeBuild project has its own role. The deploy role can create only what this stack holds
-(names under the stack's prefix); it is the most powerful role here, so the pipeline stops for
-approval before it.
+Each CodeBuild project has its own role (:mod:`infra.deploy_access` writes their statements).
+The deploy role can create only what this stack holds (names under the stack's prefix), and
+roles only with the stack's permissions boundary; it is the most powerful role here, so the
+pipeline stops for approval before it. It carries no boundary itself and cannot change its own
+role: an administrator's ``pulumi up`` creates it and applies changes to it. The other roles
+carry the boundary.
 """
 
 from __future__ import annotations
@@ -18,20 +21,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
-from urllib.parse import urlparse
 
 import pulumi
 import pulumi_aws as aws
 import yaml
 
 from infra.config import PipelineConfig
+from infra.deploy_access import deploy_role_statements, edge_role_statements, state_bucket_name
 from infra.iam import assume_role_policy, document, statement
 from infra.storage import SecureBucket, SecureBucketArgs
 
 PULUMI_CLI_VERSION = version("pulumi")
 """The CLI release matching the pinned Python SDK."""
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
-DEPLOY_PACKAGES = ("pulumi", "pulumi-aws", "pulumi-policy", "pydantic", "pyyaml", "boto3")
+DEPLOY_PACKAGES = (
+    "pulumi",
+    "pulumi-aws",
+    "pulumi-docker-build",
+    "pulumi-policy",
+    "pydantic",
+    "pyyaml",
+    "boto3",
+)
 """What ``pulumi up`` (with the policy pack) and ``kit aws outputs`` need: the deploy stage
 installs only these, at the pins of requirements.txt."""
 TEST_COMMANDS = (
@@ -101,282 +112,6 @@ def edge_buildspec() -> str:
     )
 
 
-def state_bucket_name(backend_url: str) -> str | None:
-    """The bucket of an ``s3://bucket/path?region=…`` backend; None for Pulumi Cloud."""
-    parsed = urlparse(backend_url)
-    return parsed.netloc if parsed.scheme == "s3" else None
-
-
-def deploy_role_statements(
-    *,
-    prefix: str,
-    partition: str,
-    region: str,
-    account_id: str,
-    backend_url: str,
-    secrets_key_arn: str,
-    token_secret_name: str,
-) -> list[dict[str, Any]]:
-    """What ``pulumi up`` of this stack needs: every service's resources under ``prefix``.
-
-    Services that cannot scope creation by name (EC2 networking, Cognito pools, KMS keys) get
-    named actions on ``*``, never ``<service>:*`` on ``*``.
-    """
-    arn = f"arn:{partition}"
-    own = f"{region}:{account_id}"
-    statements = [
-        statement(["sts:GetCallerIdentity", "iam:CreateServiceLinkedRole"], ["*"], sid="Identity"),
-        statement(
-            ["ssm:GetParameter"],
-            [f"{arn}:ssm:{region}::parameter/aws/service/powertools/*"],
-            sid="PowertoolsLayerLookup",
-        ),
-        statement(
-            ["lambda:GetLayerVersion"],
-            [f"{arn}:lambda:{region}:017000801446:layer:*"],
-            sid="PowertoolsLayer",
-        ),
-        statement(["s3:*"], [f"{arn}:s3:::{prefix}-*", f"{arn}:s3:::{prefix}-*/*"], sid="Buckets"),
-        statement(["sqs:*"], [f"{arn}:sqs:{own}:{prefix}-*"], sid="Queues"),
-        statement(["dynamodb:*"], [f"{arn}:dynamodb:{own}:table/{prefix}-*"], sid="Tables"),
-        statement(["sns:*"], [f"{arn}:sns:{own}:{prefix}-*"], sid="Topics"),
-        statement(
-            ["lambda:*"],
-            [f"{arn}:lambda:{own}:function:{prefix}-*"],
-            sid="Functions",
-        ),
-        statement(
-            [
-                "lambda:CreateEventSourceMapping",
-                "lambda:DeleteEventSourceMapping",
-                "lambda:GetEventSourceMapping",
-                "lambda:ListEventSourceMappings",
-                "lambda:UpdateEventSourceMapping",
-                "lambda:TagResource",
-                "lambda:ListTags",
-            ],
-            ["*"],
-            sid="EventSourceMappings",
-        ),
-        statement(
-            ["iam:*"],
-            [f"{arn}:iam::{account_id}:role/{prefix}-*"],
-            sid="RolesOfTheStack",
-        ),
-        statement(
-            ["logs:*"],
-            [
-                f"{arn}:logs:{own}:log-group:/aws/lambda/{prefix}-*",
-                f"{arn}:logs:{own}:log-group:/aws/apigateway/{prefix}-*",
-                f"{arn}:logs:{own}:log-group:/ecs/{prefix}-*",
-                f"{arn}:logs:{own}:log-group:/aws/codebuild/{prefix}-*",
-            ],
-            sid="LogGroups",
-        ),
-        statement(
-            ["logs:DescribeLogGroups", "logs:ListTagsForResource"], ["*"], sid="LogGroupLookup"
-        ),
-        statement(["events:*"], [f"{arn}:events:{own}:rule/{prefix}-*"], sid="Schedules"),
-        statement(["cloudwatch:*"], [f"{arn}:cloudwatch:{own}:alarm:{prefix}-*"], sid="Alarms"),
-        statement(
-            ["apigateway:*"],
-            [
-                f"{arn}:apigateway:{region}::/apis",
-                f"{arn}:apigateway:{region}::/apis/*",
-                f"{arn}:apigateway:{region}::/tags/*",
-            ],
-            sid="HttpApi",
-        ),
-        statement(["cognito-idp:*"], [f"{arn}:cognito-idp:{own}:userpool/*"], sid="UserPools"),
-        statement(
-            [
-                "cognito-idp:CreateUserPool",
-                "cognito-idp:CreateUserPoolDomain",
-                "cognito-idp:DeleteUserPoolDomain",
-                "cognito-idp:DescribeUserPoolDomain",
-            ],
-            ["*"],
-            sid="UserPoolCreation",
-        ),
-        statement(
-            ["kms:CreateKey", "kms:ListAliases"],
-            ["*"],
-            sid="KeyCreation",
-        ),
-        statement(
-            [
-                "kms:CreateAlias",
-                "kms:DeleteAlias",
-                "kms:DescribeKey",
-                "kms:EnableKeyRotation",
-                "kms:GetKeyPolicy",
-                "kms:GetKeyRotationStatus",
-                "kms:ListResourceTags",
-                "kms:PutKeyPolicy",
-                "kms:ScheduleKeyDeletion",
-                "kms:TagResource",
-                "kms:UntagResource",
-                "kms:UpdateAlias",
-                "kms:UpdateKeyDescription",
-            ],
-            [f"{arn}:kms:{own}:key/*", f"{arn}:kms:{own}:alias/{prefix}-*"],
-            sid="KeysOfTheStack",
-        ),
-        statement(
-            ["iot:*"],
-            [
-                f"{arn}:iot:{own}:rolealias/{prefix}-*",
-                f"{arn}:iot:{own}:policy/{prefix}-*",
-            ],
-            sid="EdgeIdentity",
-        ),
-        statement(
-            [
-                "ec2:Describe*",
-                "ec2:CreateVpc",
-                "ec2:DeleteVpc",
-                "ec2:ModifyVpcAttribute",
-                "ec2:CreateSubnet",
-                "ec2:DeleteSubnet",
-                "ec2:ModifySubnetAttribute",
-                "ec2:CreateInternetGateway",
-                "ec2:DeleteInternetGateway",
-                "ec2:AttachInternetGateway",
-                "ec2:DetachInternetGateway",
-                "ec2:CreateRouteTable",
-                "ec2:DeleteRouteTable",
-                "ec2:CreateRoute",
-                "ec2:DeleteRoute",
-                "ec2:ReplaceRoute",
-                "ec2:AssociateRouteTable",
-                "ec2:DisassociateRouteTable",
-                "ec2:CreateSecurityGroup",
-                "ec2:DeleteSecurityGroup",
-                "ec2:AuthorizeSecurityGroupIngress",
-                "ec2:AuthorizeSecurityGroupEgress",
-                "ec2:RevokeSecurityGroupIngress",
-                "ec2:RevokeSecurityGroupEgress",
-                "ec2:CreateTags",
-                "ec2:DeleteTags",
-            ],
-            ["*"],
-            sid="DashboardNetwork",
-        ),
-        statement(
-            ["elasticloadbalancing:*"],
-            [
-                f"{arn}:elasticloadbalancing:{own}:loadbalancer/app/{prefix}-dash/*",
-                f"{arn}:elasticloadbalancing:{own}:targetgroup/{prefix}-dash/*",
-                f"{arn}:elasticloadbalancing:{own}:listener/app/{prefix}-dash/*",
-            ],
-            sid="DashboardLoadBalancer",
-        ),
-        statement(["elasticloadbalancing:Describe*"], ["*"], sid="LoadBalancerLookup"),
-        statement(
-            ["ecs:*"],
-            [
-                f"{arn}:ecs:{own}:cluster/{prefix}-*",
-                f"{arn}:ecs:{own}:service/{prefix}-*/*",
-                f"{arn}:ecs:{own}:task-definition/{prefix}-*:*",
-            ],
-            sid="DashboardService",
-        ),
-        statement(
-            [
-                "ecs:DeregisterTaskDefinition",
-                "ecs:DescribeTaskDefinition",
-                "ecs:RegisterTaskDefinition",
-            ],
-            ["*"],
-            sid="TaskDefinitions",
-        ),
-        statement(["ecr:*"], [f"{arn}:ecr:{own}:repository/{prefix}-*"], sid="DashboardImages"),
-        statement(
-            ["codebuild:*"], [f"{arn}:codebuild:{own}:project/{prefix}-*"], sid="BuildProjects"
-        ),
-        statement(["codepipeline:*"], [f"{arn}:codepipeline:{own}:{prefix}-*"], sid="Pipeline"),
-        statement(
-            ["codestar-connections:*", "codeconnections:*"],
-            [
-                f"{arn}:codestar-connections:{own}:connection/*",
-                f"{arn}:codeconnections:{own}:connection/*",
-            ],
-            sid="RepositoryConnection",
-        ),
-    ]
-    bucket = state_bucket_name(backend_url)
-    if bucket:
-        statements.append(
-            statement(
-                [
-                    "s3:GetObject",
-                    "s3:PutObject",
-                    "s3:DeleteObject",
-                    "s3:ListBucket",
-                    "s3:GetBucketLocation",
-                ],
-                [f"{arn}:s3:::{bucket}", f"{arn}:s3:::{bucket}/*"],
-                sid="PulumiState",
-            )
-        )
-    else:
-        statements.append(
-            statement(
-                ["secretsmanager:GetSecretValue"],
-                [f"{arn}:secretsmanager:{own}:secret:{token_secret_name}-*"],
-                sid="PulumiCloudToken",
-            )
-        )
-    if secrets_key_arn:
-        statements.append(
-            statement(
-                ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                [secrets_key_arn],
-                sid="PulumiSecrets",
-            )
-        )
-    return statements
-
-
-def edge_role_statements(
-    *, prefix: str, partition: str, region: str, account_id: str, bucket_arn: str
-) -> list[dict[str, Any]]:
-    """What ``kit deploy --target greengrass`` needs: publish the component, deploy it."""
-    own = f"{region}:{account_id}"
-    arn = f"arn:{partition}"
-    return [
-        statement(
-            ["s3:GetObject", "s3:PutObject"],
-            [f"{bucket_arn}/packages/*", f"{bucket_arn}/models/*"],
-            sid="ComponentArtifacts",
-        ),
-        statement(["s3:ListBucket"], [bucket_arn], sid="Registry"),
-        statement(
-            [
-                "greengrass:CreateComponentVersion",
-                "greengrass:DescribeComponent",
-                "greengrass:ListComponentVersions",
-            ],
-            [f"{arn}:greengrass:{own}:components:*"],
-            sid="Components",
-        ),
-        statement(
-            [
-                "greengrass:CreateDeployment",
-                "greengrass:GetDeployment",
-                "greengrass:ListDeployments",
-            ],
-            ["*"],
-            sid="Deployments",
-        ),
-        statement(
-            ["iot:DescribeThingGroup", "iot:CreateJob", "iot:DescribeJob", "iot:CancelJob"],
-            [f"{arn}:iot:{own}:thinggroup/*", f"{arn}:iot:{own}:job/*"],
-            sid="ThingGroupJobs",
-        ),
-    ]
-
-
 @dataclass
 class DeliveryPipelineArgs:
     """Args of :class:`DeliveryPipeline`.
@@ -387,6 +122,9 @@ class DeliveryPipelineArgs:
         artifact_bucket_name: a bucket for pipeline artifacts (created here).
         data_bucket_arn: the kit's bucket (the edge stage publishes components there).
         account_id, partition, region: for the roles' ARNs.
+        permissions_boundary: the stack's boundary, set on every role here but the deploy role's.
+        builds_images: the deploy stage builds container images (the hosted dashboard's): its
+            CodeBuild project runs privileged, with a Docker daemon.
     """
 
     config: PipelineConfig
@@ -396,6 +134,8 @@ class DeliveryPipelineArgs:
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
     region: str
+    permissions_boundary: pulumi.Input[str] | None = None
+    builds_images: bool = False
 
 
 class DeliveryPipeline(pulumi.ComponentResource):
@@ -473,6 +213,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 name=f"{project_name}-codebuild",
                 description=f"CodeBuild {purpose} for {prefix}",
                 assume_role_policy=assume_role_policy("codebuild.amazonaws.com"),
+                permissions_boundary=None if stage == "deploy" else args.permissions_boundary,
                 opts=child,
             )
             role_document = pulumi.Output.all(context, args.data_bucket_arn).apply(
@@ -513,6 +254,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                     "image": BUILD_IMAGE,
                     "type": "LINUX_CONTAINER",
                     "environment_variables": variables,
+                    "privileged_mode": stage == "deploy" and args.builds_images,
                 },
                 logs_config={"cloudwatch_logs": {"group_name": f"/aws/codebuild/{project_name}"}},
                 opts=child,
@@ -523,6 +265,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             name=f"{prefix}-pipeline",
             description=f"CodePipeline of {prefix}",
             assume_role_policy=assume_role_policy("codepipeline.amazonaws.com"),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         self.pipeline_role_document = pulumi.Output.all(
@@ -673,7 +416,6 @@ class DeliveryPipeline(pulumi.ComponentResource):
             )
         if "edge" in extra:
             statements += edge_role_statements(
-                prefix=prefix,
                 partition=partition,
                 region=region,
                 account_id=account_id,

@@ -17,12 +17,20 @@ import pulumi_aws as aws
 from infra.alerts import Alerts, AlertsArgs
 from infra.api import Api, ApiArgs
 from infra.auth import Auth, AuthArgs
-from infra.config import StackConfig
-from infra.dashboard import DashboardHosting, DashboardHostingArgs
+from infra.config import StackConfig, cloud_environment, unique_name_suffix
+from infra.dashboard import (
+    DashboardHosting,
+    DashboardHostingArgs,
+    DashboardNames,
+    check_image_can_be_built,
+    docker_available,
+)
+from infra.deploy_access import PermissionsBoundary, PermissionsBoundaryArgs
 from infra.edge import EdgeAccess, EdgeAccessArgs
 from infra.functions import Functions, FunctionsArgs, powertools_layer_parameter
 from infra.messaging import Messaging, MessagingArgs
 from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
+from infra.sagemaker import SageMakerAccess, SageMakerAccessArgs
 from infra.storage import Storage, StorageArgs
 from infra.tables import Tables, TablesArgs
 from infra.triggers import Triggers, TriggersArgs
@@ -41,6 +49,7 @@ class BackendStack:
     config: StackConfig
     settings: Settings
     spec: BackendSpec
+    boundary: PermissionsBoundary
     alerts: Alerts
     storage: Storage
     messaging: Messaging
@@ -52,6 +61,7 @@ class BackendStack:
     dashboard: DashboardHosting | None
     edge: EdgeAccess | None
     pipeline: DeliveryPipeline | None
+    sagemaker: SageMakerAccess | None
 
 
 def powertools_layer_arn(config: StackConfig) -> pulumi.Input[str]:
@@ -62,13 +72,39 @@ def powertools_layer_arn(config: StackConfig) -> pulumi.Input[str]:
     return aws.ssm.get_parameter_output(name=name).value
 
 
-def build_backend(config: StackConfig) -> BackendStack:
-    """Build every resource of the stack from ``config`` and the backend description."""
+def with_unique_names(config: StackConfig) -> StackConfig:
+    """``config`` with its name suffix derived from the account, region and stack, unless the
+    stack config sets one (``nameSuffix``; empty for none)."""
+    if config.name_suffix is not None:
+        return config
+    account = aws.get_caller_identity().account_id
+    return config.with_name_suffix(unique_name_suffix(account, config.region, pulumi.get_stack()))
+
+
+def build_backend(config: StackConfig, *, docker: bool | None = None) -> BackendStack:
+    """Build every resource of the stack from ``config`` and the backend description.
+
+    Args:
+        config: the stack config; a name suffix is derived when it has none.
+        docker: whether a Docker daemon can build the dashboard image; None looks for one
+            (:func:`infra.dashboard.docker_available`).
+    """
+    docker = docker_available() if docker is None else docker
+    if config.dashboard.enabled:
+        # Before any resource: an `up` that cannot build the image stops with nothing created.
+        check_image_can_be_built(
+            config.dashboard,
+            DashboardNames.of("dashboard", config.prefix),
+            docker_available=docker,
+            warn=False,
+        )
+    config = with_unique_names(config)
     settings = config.settings()
     spec = describe_backend(settings)
     prefix = settings.prefix
     account_id = aws.get_caller_identity_output().account_id
-    partition = aws.get_partition_output().partition
+    partition_info = aws.get_partition_output()
+    partition = partition_info.partition
 
     alerts = Alerts(
         "alerts", AlertsArgs(topic=spec.topic("alerts"), account_id=account_id, partition=partition)
@@ -94,6 +130,17 @@ def build_backend(config: StackConfig) -> BackendStack:
     tables = Tables(
         "tables", TablesArgs(tables=spec.tables, deletion_protection=config.protect_data)
     )
+    boundary = PermissionsBoundary(
+        "boundary",
+        PermissionsBoundaryArgs(
+            prefix=prefix,
+            partition=partition,
+            region=config.region,
+            account_id=account_id,
+            bucket_arn=storage.bucket.arn,
+            key_arns=[alerts.key.arn],
+        ),
+    )
 
     resource_arns: dict[str, pulumi.Input[str]] = {"bucket": storage.bucket.arn}
     resource_arns.update({f"table:{k}": t.arn for k, t in tables.tables.items()})
@@ -109,6 +156,7 @@ def build_backend(config: StackConfig) -> BackendStack:
             topic_key_arns={"alerts": alerts.key.arn},
             layer_arn=powertools_layer_arn(config),
             log_retention_days=config.log_retention_days,
+            permissions_boundary=boundary.arn,
         ),
     )
     triggers = Triggers(
@@ -168,7 +216,11 @@ def build_backend(config: StackConfig) -> BackendStack:
                 api_execution_arn=api.api.execution_arn,
                 environment=dashboard_environment(settings, api, auth),
                 log_retention_days=config.log_retention_days,
+                account_id=account_id,
+                dns_suffix=partition_info.dns_suffix,
+                docker_available=docker,
                 force_delete=not config.protect_data,
+                permissions_boundary=boundary.arn,
             ),
         )
     edge = None
@@ -184,6 +236,7 @@ def build_backend(config: StackConfig) -> BackendStack:
                 region=config.region,
                 credential_duration_s=config.edge.credential_duration_s,
                 panorama=config.edge.panorama,
+                permissions_boundary=boundary.arn,
             ),
         )
     pipeline = None
@@ -198,12 +251,28 @@ def build_backend(config: StackConfig) -> BackendStack:
                 account_id=account_id,
                 partition=partition,
                 region=config.region,
+                permissions_boundary=boundary.arn,
+                builds_images=dashboard is not None and dashboard.image.build is not None,
+            ),
+        )
+    sagemaker = None
+    if config.sagemaker_role:
+        sagemaker = SageMakerAccess(
+            "sagemaker",
+            SageMakerAccessArgs(
+                name_prefix=prefix,
+                bucket_arn=storage.bucket.arn,
+                account_id=account_id,
+                partition=partition,
+                region=config.region,
+                permissions_boundary=boundary.arn,
             ),
         )
     return BackendStack(
         config=config,
         settings=settings,
         spec=spec,
+        boundary=boundary,
         alerts=alerts,
         storage=storage,
         messaging=messaging,
@@ -215,12 +284,14 @@ def build_backend(config: StackConfig) -> BackendStack:
         dashboard=dashboard,
         edge=edge,
         pipeline=pipeline,
+        sagemaker=sagemaker,
     )
 
 
 def dashboard_environment(settings: Settings, api: Api, auth: Auth) -> dict[str, pulumi.Input[str]]:
-    """The dashboard container's environment: the kit settings with the API and Cognito ids."""
-    env: dict[str, pulumi.Input[str]] = dict(settings.as_env())
+    """The dashboard container's environment: the kit settings (without the local target's own,
+    such as its bearer token) with the API and Cognito ids."""
+    env: dict[str, pulumi.Input[str]] = dict(cloud_environment(settings))
     env["EVK_API_URL"] = api.url
     env["EVK_COGNITO_USER_POOL_ID"] = auth.user_pool.id
     env["EVK_COGNITO_CLIENT_ID"] = auth.api_client.id
@@ -258,7 +329,10 @@ def stack_outputs(stack: BackendStack) -> dict[str, Any]:
         "cognito_user_pool_id": stack.auth.user_pool.id,
         "cognito_client_id": stack.auth.api_client.id,
         "resources": resources,
+        "permissions_boundary_arn": stack.boundary.arn,
     }
+    if stack.sagemaker is not None:
+        outputs["sagemaker_role_arn"] = stack.sagemaker.role.arn
     if stack.edge is not None:
         outputs["greengrass_role_alias"] = stack.edge.role_alias.alias
         outputs["greengrass_token_exchange_role_arn"] = stack.edge.token_exchange_role.arn
@@ -269,6 +343,7 @@ def stack_outputs(stack: BackendStack) -> dict[str, Any]:
         outputs["dashboard_url"] = stack.dashboard.url
         outputs["dashboard_load_balancer_dns"] = stack.dashboard.entrance.load_balancer.dns_name
         outputs["dashboard_repository_url"] = stack.dashboard.image.repository.repository_url
+        outputs["dashboard_image"] = stack.dashboard.image.image
     if stack.pipeline is not None:
         outputs["pipeline_name"] = stack.pipeline.pipeline.name
         if stack.pipeline.connection is not None:

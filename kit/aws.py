@@ -3,7 +3,12 @@
 After ``pulumi up``, ``kit aws outputs`` reads the stack's outputs (``pulumi stack output --json``
 where the CLI exists, or a JSON file written by it) and writes the settings file the notebooks,
 the dashboard and edge devices read: ``target: aws``, the region, every resource name, the API
-URL and the Cognito ids. Other settings already in the file (alert e-mails, device id …) stay.
+URL, the Cognito ids and the SageMaker execution role (when the stack has one). Other settings
+already in the file (alert e-mails, device id …) stay.
+
+It also knows where AWS keeps its Deep Learning Containers in each region
+(:func:`training_image_registry`): the training jobs run one, and the stack's SageMaker role may
+pull from it.
 
 Examples:
     >>> from kit.aws import settings_from_outputs
@@ -39,12 +44,110 @@ REQUIRED_OUTPUTS = (
     "resources",
 )
 """Stack outputs the settings are made of (``infra/program.py`` exports them)."""
+OPTIONAL_OUTPUTS = ("sagemaker_role_arn",)
+"""Stack outputs that become settings when the stack has them."""
 LOCAL_ONLY_SETTINGS = ("endpoint_url",)
 """Settings of the local target that would send an aws target's calls to moto: dropped."""
+
+DLC_REGISTRIES: dict[str, str] = {
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-east-2": "975050140332",
+    "ap-northeast-1": "763104351884",
+    "ap-northeast-2": "763104351884",
+    "ap-northeast-3": "364406365360",
+    "ap-south-1": "763104351884",
+    "ap-south-2": "772153158452",
+    "ap-southeast-1": "763104351884",
+    "ap-southeast-2": "763104351884",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ap-southeast-5": "550225433462",
+    "ap-southeast-6": "633930458069",
+    "ap-southeast-7": "590183813437",
+    "ca-central-1": "763104351884",
+    "ca-west-1": "204538143572",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+    "eu-central-1": "763104351884",
+    "eu-central-2": "380420809688",
+    "eu-north-1": "763104351884",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "eu-west-1": "763104351884",
+    "eu-west-2": "763104351884",
+    "eu-west-3": "763104351884",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+    "mx-central-1": "637423239942",
+    "sa-east-1": "763104351884",
+    "us-east-1": "763104351884",
+    "us-east-2": "763104351884",
+    "us-gov-east-1": "446045086412",
+    "us-gov-west-1": "442386744353",
+    "us-west-1": "763104351884",
+    "us-west-2": "763104351884",
+}
+"""The account of the AWS Deep Learning Containers registry in each region of the aws, aws-cn
+and aws-us-gov partitions (the SageMaker Python SDK's ``image_uri_config/pytorch.json``). A test
+compares its regions with those botocore lists for SageMaker."""
+DLC_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+"""The partitions with Deep Learning Containers (the isolated ones have none)."""
+TRAINING_IMAGE_REPOSITORY = "pytorch-training"
+"""The Deep Learning Containers repository SageMaker training jobs run (:mod:`kit.train`)."""
+DATASETS_PREFIX = "datasets"
+MODELS_PREFIX = "models"
+TRAINING_JOBS_PREFIX = "training-jobs"
+"""Where a training job's source, base model, checkpoints and output live in the bucket."""
+COMPILATION_JOBS_PREFIX = "compilation-jobs"
+"""Where a Neo compilation job's input and output live in the bucket."""
+SAGEMAKER_READ_PREFIXES = (
+    DATASETS_PREFIX,
+    MODELS_PREFIX,
+    TRAINING_JOBS_PREFIX,
+    COMPILATION_JOBS_PREFIX,
+)
+"""What the stack's SageMaker execution role may read (``infra/sagemaker.py``)."""
+SAGEMAKER_WRITE_PREFIXES = (TRAINING_JOBS_PREFIX, COMPILATION_JOBS_PREFIX)
+"""What it may write: the jobs' checkpoints and outputs, nothing else."""
 
 
 class StackOutputsError(ValueError):
     """Stack outputs cannot be read, or lack what the settings need."""
+
+
+def partition_of(region: str) -> str:
+    """The partition of ``region``: ``aws-cn`` (cn-*), ``aws-us-gov`` (us-gov-*) or ``aws``."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def training_image_registry(region: str) -> str:
+    """The ECR registry host of AWS's Deep Learning Containers in ``region``.
+
+    Raises:
+        ValueError: no Deep Learning Containers registry is known for ``region`` (an isolated
+            partition, or a region newer than the kit): pass an image URI of your own.
+
+    Examples:
+        >>> training_image_registry("eu-west-1")
+        '763104351884.dkr.ecr.eu-west-1.amazonaws.com'
+        >>> training_image_registry("cn-north-1")
+        '727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn'
+    """
+    account = DLC_REGISTRIES.get(region)
+    if account is None:
+        raise ValueError(
+            f"no AWS Deep Learning Containers registry is known for region {region!r}; known: "
+            f"{', '.join(sorted(DLC_REGISTRIES))}. Pass image_uri= with a training image you "
+            "can pull there"
+        )
+    domain = "amazonaws.com.cn" if partition_of(region) == "aws-cn" else "amazonaws.com"
+    return f"{account}.dkr.ecr.{region}.{domain}"
 
 
 def read_stack_outputs(
@@ -141,6 +244,7 @@ def settings_from_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
         "cognito_client_id": outputs["cognito_client_id"],
         "resources": dict(resources),
     }
+    values.update({key: outputs[key] for key in OPTIONAL_OUTPUTS if outputs.get(key)})
     try:
         Settings.model_validate(values)
     except ValidationError as error:
@@ -291,6 +395,30 @@ def sign_in(
             f"sign-in for {email} needs the challenge {answer.get('ChallengeName')!r}, "
             "which the kit does not answer; sign in once through the dashboard"
         )
+    return answer["AuthenticationResult"]
+
+
+def refresh_sign_in(
+    settings: Settings, refresh_token: str, *, client: Any = None
+) -> dict[str, Any]:
+    """New tokens for a signed-in user, from the refresh token :func:`sign_in` returned.
+
+    Returns:
+        Cognito's ``AuthenticationResult``: ``IdToken``, ``AccessToken``, ``ExpiresIn`` (and a
+        new ``RefreshToken`` only if the pool rotates them).
+
+    Raises:
+        ValueError: no client id in the settings.
+        botocore.exceptions.ClientError: Cognito refused the refresh token (expired, revoked).
+    """
+    if not settings.cognito_client_id:
+        raise ValueError("settings have no cognito_client_id: run `kit aws outputs` first")
+    cognito = client or settings.client("cognito-idp")
+    answer = cognito.initiate_auth(
+        ClientId=settings.cognito_client_id,
+        AuthFlow="REFRESH_TOKEN_AUTH",
+        AuthParameters={"REFRESH_TOKEN": refresh_token},
+    )
     return answer["AuthenticationResult"]
 
 

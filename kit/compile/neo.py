@@ -16,7 +16,7 @@ Bucket layout::
     compilation-jobs/<job>/output/        Neo's compiled archive
 
 Examples:
-    >>> job = start_compilation_job("best.pt", target_device="jetson_xavier", role_arn=role)
+    >>> job = start_compilation_job("best.pt", target_device="jetson_xavier")
     >>> wait_for_compilation_job(job)["CompilationJobStatus"]
     'COMPLETED'
     >>> download_compiled_model(job)
@@ -36,13 +36,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kit.aws import COMPILATION_JOBS_PREFIX
 from kit.jobs import poll_job
-from kit.train.sagemaker import LOCAL_ROLE_ARN
+from kit.train.sagemaker import execution_role_arn
 
 if TYPE_CHECKING:
     from kit.core.settings import Settings
 
-NEO_PREFIX = "compilation-jobs"
+NEO_PREFIX = COMPILATION_JOBS_PREFIX
 PANORAMA_TARGET_DEVICE = "jetson_xavier"
 FRAMEWORKS = ("PYTORCH", "ONNX")
 DEFAULT_FRAMEWORK_VERSIONS = {"PYTORCH": "1.8"}
@@ -266,20 +267,20 @@ def start_compilation_job(
         target_platform: e.g. ``{"Os": "LINUX", "Arch": "X86_64"}``.
         framework: ``PYTORCH`` or ``ONNX``.
         imgsz: input size (default: the size the weights were trained at).
-        role_arn: the role for Neo (on the local target a stand-in is used).
+        role_arn: the role Neo reads the model and writes the output with; default the stack's
+            SageMaker execution role (``settings.sagemaker_role_arn``, see
+            :func:`kit.train.sagemaker.execution_role_arn`).
         job_name: default ``kit-neo-<target>-<time>``.
         settings: bucket, region and endpoint.
         **options: more :func:`build_compilation_job_request` arguments.
 
     Raises:
-        ValueError: a bad target, framework or missing imgsz/role.
+        ValueError: a bad target, framework or missing imgsz; no role on the aws target (neither
+            given nor in the settings).
     """
     settings = _settings(settings)
     _check_target(target_device, target_platform)
-    if role_arn is None:
-        if settings.target != "local":
-            raise ValueError("role_arn is required on the aws target: a role Neo may use")
-        role_arn = LOCAL_ROLE_ARN
+    role_arn = execution_role_arn(role_arn, settings)
     model = Path(model)
     label = target_label(target_device, target_platform)
     if job_name is None:

@@ -112,6 +112,9 @@ class Settings(BaseModel):
     alert_webhook_url: str | None = None
     cognito_user_pool_id: str | None = None
     cognito_client_id: str | None = None
+    sagemaker_role_arn: str | None = Field(
+        default=None, description="the SageMaker execution role training and Neo jobs use (aws)"
+    )
     resources: ResourceNames = Field(default_factory=ResourceNames)
     config_file: Path | None = Field(default=None, description="the file these settings came from")
 

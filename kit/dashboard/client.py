@@ -8,7 +8,10 @@ rejected token raises :class:`NotSignedInError`.
 Auth: on the local target the bearer token is ``settings.api_token``; on aws it is a Cognito token,
 from :meth:`ControlApiClient.sign_in` (``kit.aws.sign_in``; ``from_settings(email=..., password=...)``
 signs in at once) or handed in (the hosted dashboard's load balancer forwards the user's token in
-the ``x-amzn-oidc-accesstoken`` header).
+the ``x-amzn-oidc-accesstoken`` header). A signed-in client renews its token with Cognito's
+refresh token (``REFRESH_TOKEN_AUTH``) :data:`REFRESH_MARGIN_S` before it expires, so a
+dashboard left open keeps working; a token handed in cannot be renewed here, and once it has
+expired requests raise :class:`NotSignedInError` saying so.
 
 Waiting: :meth:`ControlApiClient.wait_for_frame`, :meth:`~ControlApiClient.wait_for_payload` and
 :meth:`~ControlApiClient.wait_for_alert` poll the API until what a device or the processor makes
@@ -23,10 +26,13 @@ Examples:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json as jsonlib
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -40,6 +46,8 @@ DEFAULT_TIMEOUT_S = 10.0
 FRAME_TIMEOUT_S = 10.0
 POLL_S = 1.0
 """How often the ``wait_for_*`` methods ask the API."""
+REFRESH_MARGIN_S = 300.0
+"""Renew a token this long before it expires (Cognito's ID and access tokens last an hour)."""
 OIDC_TOKEN_ENV = "HTTP_X_AMZN_OIDC_ACCESSTOKEN"
 """Where Voila puts the load balancer's ``x-amzn-oidc-accesstoken`` header for the kernel
 (``--VoilaConfiguration.http_header_envs="['x-amzn-oidc-accesstoken']"``)."""
@@ -124,10 +132,12 @@ class ControlApiClient:
         token: the bearer token; None until signed in.
         timeout_s: seconds each request may take.
         settings: used by :meth:`sign_in` (Cognito ids, region).
-        cognito: the ``cognito-idp`` client :meth:`sign_in` uses (default: an unsigned one for
-            the settings' region, so signing in needs no AWS credentials).
+        cognito: the ``cognito-idp`` client :meth:`sign_in` and the token renewal use (default:
+            an unsigned one for the settings' region, so signing in needs no AWS credentials).
+        clock: the time now, in seconds since the epoch (tokens' expiry is compared with it).
+        refresh_margin_s: renew a signed-in token this long before it expires.
 
-    Safe to use from several threads (one HTTP session per thread).
+    Safe to use from several threads (one HTTP session per thread; one renewal at a time).
     """
 
     def __init__(
@@ -138,14 +148,22 @@ class ControlApiClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         settings: Settings | None = None,
         cognito: Any = None,
+        clock: Callable[[], float] = time.time,
+        refresh_margin_s: float = REFRESH_MARGIN_S,
     ):
         self.base_url = _checked_url(base_url)
         self.cognito = cognito
-        self.token = token
         self.timeout_s = timeout_s
         self.settings = settings
         self.user: str | None = None
+        self.clock = clock
+        self.refresh_margin_s = refresh_margin_s
+        self.refresh_token: str | None = None
+        self._token: str | None = None
+        self.token_expires_at: float | None = None
+        self.token = token
         self._local = threading.local()
+        self._renewal = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -193,6 +211,80 @@ class ControlApiClient:
             client.sign_in(email, password, new_password=new_password)
         return client
 
+    # -- the token ------------------------------------------------------------------------------
+    @property
+    def token(self) -> str | None:
+        """The bearer token (None until signed in)."""
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        """Use ``value`` from now on; its expiry is read from it (a JWT's ``exp``), and it is
+        not renewed (only :meth:`sign_in` gives a refresh token)."""
+        self._token = value
+        self.refresh_token = None
+        self.token_expires_at = jwt_expiry(value) if value else None
+
+    def fresh_token(self) -> str | None:
+        """The token to send now: renewed first when it expires within ``refresh_margin_s`` and
+        a refresh token is at hand.
+
+        Raises:
+            NotSignedInError: Cognito refused the refresh token (the session ended), or a token
+                that cannot be renewed has expired.
+        """
+        with self._renewal:
+            expires_at = self.token_expires_at
+            if self._token is None or expires_at is None:
+                return self._token
+            now = self.clock()
+            if self.refresh_token and now >= expires_at - self.refresh_margin_s:
+                self._renew(self.refresh_token)
+            elif now >= expires_at:
+                ended = datetime.fromtimestamp(expires_at, UTC).strftime("%H:%M UTC")
+                raise NotSignedInError(
+                    f"the token expired at {ended} and cannot be renewed here: reload the page "
+                    "(the hosted dashboard signs you in again) or sign in"
+                )
+            return self._token
+
+    def _renew(self, refresh_token: str) -> None:
+        from botocore.exceptions import ClientError
+
+        from kit.aws import refresh_sign_in
+
+        if self.settings is None:
+            raise NotSignedInError("this client has no settings to renew its token with")
+        try:
+            result = refresh_sign_in(self.settings, refresh_token, client=self._cognito())
+        except ClientError as error:
+            self._token, self.refresh_token, self.token_expires_at = None, None, None
+            reason = error.response.get("Error", {}).get("Message") or str(error)
+            raise NotSignedInError(
+                f"the session ended: Cognito refused to renew the token ({reason}); sign in again"
+            ) from None
+        self._use_tokens(result, refresh_token=result.get("RefreshToken") or refresh_token)
+
+    def _use_tokens(self, result: dict[str, Any], *, refresh_token: str | None) -> None:
+        self._token = result["IdToken"]
+        self.refresh_token = refresh_token
+        expires_in = result.get("ExpiresIn")
+        self.token_expires_at = (
+            self.clock() + float(expires_in) if expires_in else jwt_expiry(self._token)
+        )
+
+    def _cognito(self) -> Any:
+        if self.cognito is None:
+            from botocore import UNSIGNED
+            from botocore.config import Config
+
+            if self.settings is None:
+                raise ValueError("this client has no settings: create it with from_settings()")
+            self.cognito = self.settings.client(
+                "cognito-idp", config=Config(signature_version=UNSIGNED)
+            )
+        return self.cognito
+
     # -- plumbing ------------------------------------------------------------------------------
     @property
     def _session(self) -> requests.Session:
@@ -235,7 +327,8 @@ class ControlApiClient:
         """
         sent_headers = dict(headers or {})
         if auth:
-            if not self.token:
+            token = self.fresh_token()
+            if not token:
                 raise NotSignedInError(
                     "not signed in: sign in first (sign_in(email, password), or "
                     "ControlApiClient.from_settings(email=..., password=...))",
@@ -243,7 +336,7 @@ class ControlApiClient:
                     path=path,
                     status=None,
                 )
-            sent_headers["Authorization"] = f"Bearer {self.token}"
+            sent_headers["Authorization"] = f"Bearer {token}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
         url = self.url(path)
         try:
@@ -491,7 +584,7 @@ class ControlApiClient:
         new_password: str | None = None,
     ) -> str:
         """Sign in to the stack's Cognito user pool (:func:`kit.aws.sign_in`) and use its ID
-        token from now on; returns the token.
+        token from now on, renewed with its refresh token before it expires; returns the token.
 
         Args:
             new_password: replaces the temporary password on the first sign-in.
@@ -504,16 +597,28 @@ class ControlApiClient:
 
         if self.settings is None:
             raise ValueError("this client has no settings: create it with from_settings()")
-        cognito = self.cognito
-        if cognito is None:
-            from botocore import UNSIGNED
-            from botocore.config import Config
-
-            cognito = self.settings.client("cognito-idp", config=Config(signature_version=UNSIGNED))
-        result = sign_in(self.settings, email, password, new_password=new_password, client=cognito)
-        self.token = result["IdToken"]
+        result = sign_in(
+            self.settings, email, password, new_password=new_password, client=self._cognito()
+        )
+        with self._renewal:
+            self._use_tokens(result, refresh_token=result.get("RefreshToken"))
         self.user = email
-        return self.token
+        return result["IdToken"]
+
+
+def jwt_expiry(token: str) -> float | None:
+    """When a JWT expires (its ``exp`` claim, seconds since the epoch), read without checking
+    its signature (the API checks that); None for anything else (e.g. the local bearer token)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = jsonlib.loads(payload)
+    except (binascii.Error, ValueError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 def missing_url_hint(settings: Settings) -> str:

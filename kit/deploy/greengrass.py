@@ -31,6 +31,7 @@ from kit.package.bundle import Bundle, build_bundle
 from kit.package.device import demo_cameras, device_config, device_settings
 from kit.package.greengrass import (
     DEFAULT_COMPONENT_NAME,
+    DEFAULT_PYTHON,
     PublishedComponent,
     build_component,
     component_arn,
@@ -282,6 +283,7 @@ def deploy_greengrass(
     component_version: str | None = None,
     ship_model: bool = True,
     heartbeat_s: float = 10.0,
+    python: str = DEFAULT_PYTHON,
     out_dir: str | Path | None = None,
     s3: Any | None = None,
     greengrass: Any | None = None,
@@ -300,6 +302,8 @@ def deploy_greengrass(
         component_version: ``major.minor.patch``; default: the next free patch version.
         ship_model: put the model file into the artefact (devices start offline-ready).
         heartbeat_s: seconds between heartbeats.
+        python: the interpreter the devices make the component's venv with (Python 3.11 or
+            newer; e.g. ``python3.11`` on Ubuntu 22.04, see docs/deploy-aws.md).
         out_dir: where the bundle and ``recipe.json`` are kept (default:
             ``<state_dir>/packages/greengrass/<component>``).
         s3, greengrass, iot, sts: boto3 clients (default: from ``settings``).
@@ -354,6 +358,7 @@ def deploy_greengrass(
             model=resolved or "",
             settings=values,
             heartbeat_s=heartbeat_s,
+            python=python,
         )
         component = build_component(
             bundle,

@@ -5,8 +5,12 @@ the backend's bucket at ``packages/greengrass/<component>/<version>/<bundle>.zip
 unpacked by the core device (``Unarchive: ZIP``) into ``{artifacts:decompressedPath}/<bundle>/``.
 Its lifecycle:
 
-- **Install**: a virtual environment in the component's work folder, with the edge
-  requirements of the bundle (``pip install -r requirements.txt``; the device needs PyPI).
+- **Install** (:data:`INSTALL_SCRIPT`): a virtual environment in the component's work folder,
+  made by the interpreter the component configuration names (``python``, default ``python3``),
+  with the edge requirements of the bundle (``pip install -r requirements.txt``; the device needs
+  PyPI). The interpreter must be Python 3.11 or newer (:data:`MIN_PYTHON`); otherwise the step
+  fails saying what it found and what to install. It is idempotent: a stamp in the venv holds the
+  sha256 of the requirements and the interpreter, and an unchanged stamp keeps the venv as it is.
 - **Run**: :class:`RunCommand` — write the device config from the bundle's ``device.yaml`` and
   the component configuration (``bin/write_device_config.py``), then
   ``exec python -m edge_app --config {work:path}/device.json``. The local device runs the very
@@ -15,7 +19,8 @@ Its lifecycle:
 The component configuration (``DefaultConfiguration``, merged with each deployment's
 ``configurationUpdate``) carries what differs per device or fleet: ``deviceId`` (empty: the
 core device's thing name), ``cameras``, ``model``, ``settings`` (region, prefix, resource
-names, endpoints), ``heartbeatS`` and ``logLevel``. AWS credentials come from the token
+names, endpoints), ``heartbeatS``, ``logLevel`` and ``python`` (the interpreter, e.g.
+``python3.11`` on Ubuntu 22.04). AWS credentials come from the token
 exchange service (a hard dependency), whose role ``infra/edge.py`` defines.
 
 Examples:
@@ -46,6 +51,65 @@ PACKAGES_PREFIX = "packages/greengrass"
 TOKEN_EXCHANGE_SERVICE = "aws.greengrass.TokenExchangeService"
 RUN_CONFIG_FILE = "device.json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_PYTHON = "python3"
+MIN_PYTHON = (3, 11)
+"""The oldest Python the edge runtime runs on: edge_app and kit.core use ``datetime.UTC`` and
+``enum.StrEnum`` (3.11), and its pinned numpy needs 3.11."""
+INSTALL_STAMP = ".evk-requirements.sha256"
+"""In the venv: the sha256 of the requirements and the interpreter it was made for."""
+INSTALL_HINT = (
+    "Ubuntu 22.04 or JetPack 6: sudo apt-get install python3.11 python3.11-venv, then set the "
+    "component configuration python to python3.11; Ubuntu 24.04: sudo apt-get install "
+    "python3-venv; Amazon Linux 2023: sudo dnf install python3.11, then set python to python3.11"
+)
+"""How to get a suitable interpreter on the common core device OSes (docs/deploy-aws.md)."""
+INSTALL_SCRIPT = f"""set -eu
+minimum={MIN_PYTHON[0]}.{MIN_PYTHON[1]}
+fail() {{
+  echo "evk install: $1" >&2
+  echo "evk install: the edge app needs Python $minimum or newer with its venv module." >&2
+  echo "evk install: {INSTALL_HINT}." >&2
+  exit 1
+}}
+if ! command -v "$EVK_PYTHON" >/dev/null 2>&1; then
+  fail "no Python interpreter '$EVK_PYTHON' on this device (component configuration python)"
+fi
+where=$(command -v "$EVK_PYTHON")
+found=$("$EVK_PYTHON" -c 'import sys; print("%d.%d.%d" % tuple(sys.version_info[:3]))' || true)
+major=$(echo "$found" | cut -d. -f1)
+minor=$(echo "$found" | cut -d. -f2)
+case "$major.$minor" in
+  *[!0-9.]* | .* | *.) fail "$EVK_PYTHON ($where) did not say its version" ;;
+esac
+too_old=no
+if [ "$major" -lt {MIN_PYTHON[0]} ]; then too_old=yes; fi
+if [ "$major" -eq {MIN_PYTHON[0]} ] && [ "$minor" -lt {MIN_PYTHON[1]} ]; then too_old=yes; fi
+if [ "$too_old" = yes ]; then
+  fail "$EVK_PYTHON ($where) is Python $found"
+fi
+stamp=$("$EVK_PYTHON" -c 'import hashlib, sys
+digest = hashlib.sha256(open(sys.argv[1], "rb").read())
+digest.update(sys.version.encode())
+digest.update(sys.argv[2].encode())
+print(digest.hexdigest())' "$EVK_REQUIREMENTS" "$where")
+if [ -x "$EVK_VENV/bin/python" ] && [ "$(cat "$EVK_VENV/{INSTALL_STAMP}" 2>/dev/null)" = "$stamp" ]
+then
+  echo "evk install: $EVK_VENV is up to date (Python $found, requirements unchanged)"
+  exit 0
+fi
+rm -rf "$EVK_VENV"
+if ! "$EVK_PYTHON" -m venv "$EVK_VENV"; then
+  rm -rf "$EVK_VENV"
+  fail "$EVK_PYTHON ($where, Python $found) cannot make a virtual environment: install its venv package (python$major.$minor-venv on Debian, Ubuntu and JetPack)"
+fi
+"$EVK_VENV/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q -r "$EVK_REQUIREMENTS"
+echo "$stamp" > "$EVK_VENV/{INSTALL_STAMP}"
+echo "evk install: made $EVK_VENV with Python $found ($where)"
+"""
+"""The Install step's script (``sh``), parameterised by its environment (recipe ``Setenv``):
+``EVK_PYTHON`` (the interpreter), ``EVK_VENV`` (the venv to make) and ``EVK_REQUIREMENTS``
+(the bundle's requirements file). No ``{{namespace:key}}`` in it: Greengrass would read that as
+a recipe variable."""
 
 _COMPONENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _COMPONENT_VERSION = re.compile(r"^(\d{1,6})\.(\d{1,6})\.(\d{1,6})$")
@@ -113,10 +177,14 @@ class RunCommand:
         return env
 
 
+VENV_PATH = "{work:path}/venv"
+"""Where the Install step makes the venv the Run step's interpreter lives in."""
+
+
 def greengrass_run_command(bundle_name: str = BUNDLE_NAME) -> RunCommand:
     """The :class:`RunCommand` in Greengrass recipe variables."""
     return RunCommand(
-        python="{work:path}/venv/bin/python",
+        python=f"{VENV_PATH}/bin/python",
         bundle_root=f"{{artifacts:decompressedPath}}/{bundle_name}",
         work_dir="{work:path}",
         log_level="{configuration:/logLevel}",
@@ -139,6 +207,7 @@ def default_configuration(
     settings: Mapping[str, Any] | None = None,
     heartbeat_s: float = 10.0,
     log_level: str = "INFO",
+    python: str = DEFAULT_PYTHON,
 ) -> dict[str, Any]:
     """The component's ``DefaultConfiguration``.
 
@@ -149,12 +218,19 @@ def default_configuration(
         settings: kit settings the device runs with (target, region, prefix, resources, api_url).
         heartbeat_s: seconds between heartbeats.
         log_level: the app's log level.
+        python: the interpreter the Install step makes the venv with (a name on the device's
+            PATH or an absolute path; Python 3.11 or newer).
 
     Raises:
-        ValueError: an unknown log level.
+        ValueError: an unknown log level, or an interpreter name with a space or quote.
     """
     if log_level not in LOG_LEVELS:
         raise ValueError(f"log level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if not python or not re.fullmatch(r"[A-Za-z0-9._/+-]+", python):
+        raise ValueError(
+            f"python {python!r} is not an interpreter name or path (letters, digits, '.', '_', "
+            "'/', '+', '-'), e.g. python3 or /usr/bin/python3.11"
+        )
     return {
         "deviceId": device_id,
         "cameras": list(cameras or []),
@@ -162,6 +238,7 @@ def default_configuration(
         "settings": dict(settings or {}),
         "heartbeatS": heartbeat_s,
         "logLevel": log_level,
+        "python": python,
     }
 
 
@@ -175,7 +252,6 @@ def component_recipe(
     description: str = "Edge Vision Kit edge app: cameras -> detector -> tracker -> zones -> backend",
     publisher: str = "Edge Vision Kit",
     install_timeout_s: int = 1800,
-    python: str = "python3.11",
 ) -> dict[str, Any]:
     """The component recipe (as a dict; ``json.dumps`` it for ``inlineRecipe``).
 
@@ -188,15 +264,9 @@ def component_recipe(
         description: the component's description.
         publisher: the component's publisher.
         install_timeout_s: how long the Install step (pip) may take.
-        python: the device's interpreter that creates the venv (the runtime needs 3.11).
     """
     run = greengrass_run_command(bundle_name)
     requirements = f"{{artifacts:decompressedPath}}/{bundle_name}/{REQUIREMENTS_FILE}"
-    install = (
-        f"{python} -m venv {{work:path}}/venv && "
-        "{work:path}/venv/bin/pip install --disable-pip-version-check --no-cache-dir -q "
-        f"-r {requirements}"
-    )
     return {
         "RecipeFormatVersion": RECIPE_FORMAT_VERSION,
         "ComponentName": component_name,
@@ -214,7 +284,15 @@ def component_recipe(
             {
                 "Platform": {"os": "linux"},
                 "Lifecycle": {
-                    "Install": {"Script": install, "Timeout": install_timeout_s},
+                    "Install": {
+                        "Script": INSTALL_SCRIPT,
+                        "Setenv": {
+                            "EVK_PYTHON": "{configuration:/python}",
+                            "EVK_VENV": VENV_PATH,
+                            "EVK_REQUIREMENTS": requirements,
+                        },
+                        "Timeout": install_timeout_s,
+                    },
                     "Run": {
                         "Script": run.script(),
                         "Setenv": run.environment(configuration_environment()),

@@ -12,8 +12,12 @@ Bucket layout of a job (besides the dataset under ``datasets/<name>/<version>/``
 :func:`build_training_job_request` is a pure function (the boto3 ``create_training_job``
 arguments); :func:`start_training_job` uploads what the job needs and calls it.
 
+The job runs with the stack's SageMaker execution role (``sagemaker_role_arn`` in the settings,
+written by ``kit aws outputs``) unless ``role_arn`` names another; its image is AWS's PyTorch
+Deep Learning Container of the region (:func:`kit.aws.training_image_registry`).
+
 Examples:
-    >>> job = start_training_job("datasets/shelf/v1/", role_arn=role, epochs=100)
+    >>> job = start_training_job("datasets/shelf/v1/", epochs=100)
     >>> wait_for_training_job(job)["TrainingJobStatus"]
     'Completed'
     >>> result = download_model_artifact(job)
@@ -32,6 +36,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kit.aws import (
+    DATASETS_PREFIX,
+    TRAINING_IMAGE_REPOSITORY,
+    TRAINING_JOBS_PREFIX,
+    training_image_registry,
+)
 from kit.jobs import poll_job
 from kit.sagemaker import SOURCE_DIR, SOURCE_FILES
 from kit.sagemaker.train_entry import WEIGHTS_FILE
@@ -41,37 +51,13 @@ if TYPE_CHECKING:
     from kit.core.contracts.model import ModelRef
     from kit.core.settings import Settings
 
-TRAINING_PREFIX = "training-jobs"
-DATASETS_PREFIX = "datasets"
+TRAINING_PREFIX = TRAINING_JOBS_PREFIX
 DEFAULT_FRAMEWORK_VERSION = "2.6.0"
 DEFAULT_PY_VERSION = "py312"
 DEFAULT_CUDA_VERSION = "cu126"
 DEFAULT_INSTANCE_TYPE = "ml.g4dn.xlarge"
 LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/evk-sagemaker-local"
 """The role used on the local target (moto accepts any ARN)."""
-
-DLC_ACCOUNTS: dict[str, str] = {
-    "af-south-1": "626614931356",
-    "ap-east-1": "871362719292",
-    "ap-northeast-3": "364406365360",
-    "ap-south-2": "772153158452",
-    "ap-southeast-3": "907027046896",
-    "ap-southeast-4": "457447274322",
-    "ca-west-1": "204538143572",
-    "cn-north-1": "727897471807",
-    "cn-northwest-1": "727897471807",
-    "eu-central-2": "380420809688",
-    "eu-south-1": "692866216735",
-    "eu-south-2": "503227376785",
-    "il-central-1": "780543022126",
-    "me-central-1": "914824155844",
-    "me-south-1": "217643126080",
-    "us-gov-east-1": "446045086412",
-    "us-gov-west-1": "442386744353",
-}
-"""AWS Deep Learning Containers registry accounts that differ from the default 763104351884."""
-
-DEFAULT_DLC_ACCOUNT = "763104351884"
 
 METRIC_DEFINITIONS = [
     {"Name": "val:mAP50", "Regex": r"kit-metric .*?mAP50=([0-9.]+)"},
@@ -99,19 +85,20 @@ def training_image_uri(
 ) -> str:
     """The AWS PyTorch training container for ``region`` (GPU build for ml.g*/ml.p* instances).
 
+    Raises:
+        ValueError: no Deep Learning Containers registry is known for ``region``.
+
     Examples:
         >>> training_image_uri("eu-west-1")
         '763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker'
         >>> training_image_uri("eu-west-1", instance_type="ml.c5.2xlarge").split(":")[-1]
         '2.6.0-cpu-py312-ubuntu22.04-sagemaker'
     """
-    account = DLC_ACCOUNTS.get(region, DEFAULT_DLC_ACCOUNT)
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     if instance_type.startswith(_GPU_FAMILIES):
         tag = f"{framework_version}-gpu-{py_version}-{cuda_version}-ubuntu22.04-sagemaker"
     else:
         tag = f"{framework_version}-cpu-{py_version}-ubuntu22.04-sagemaker"
-    return f"{account}.dkr.ecr.{region}.{domain}/pytorch-training:{tag}"
+    return f"{training_image_registry(region)}/{TRAINING_IMAGE_REPOSITORY}:{tag}"
 
 
 def dataset_uri(dataset: str, bucket: str) -> str:
@@ -287,14 +274,24 @@ def _settings(settings: Settings | None) -> Settings:
     return load_settings()
 
 
-def _role(role_arn: str | None, settings: Settings) -> str:
+def execution_role_arn(role_arn: str | None, settings: Settings) -> str:
+    """The role a SageMaker job runs with: ``role_arn``, else the stack's execution role
+    (``settings.sagemaker_role_arn``), else on the local target a stand-in.
+
+    Raises:
+        ValueError: on the aws target, no role given and none in the settings.
+    """
     if role_arn:
         return role_arn
+    if settings.sagemaker_role_arn:
+        return settings.sagemaker_role_arn
     if settings.target == "local":
         return LOCAL_ROLE_ARN
     raise ValueError(
-        "role_arn is required on the aws target: the SageMaker execution role that may read "
-        f"s3://{settings.resources.bucket}/ and write training outputs"
+        "no SageMaker execution role: the settings have no sagemaker_role_arn. Deploy the stack "
+        "with its SageMaker role (stack config sagemakerRole: true, the default) and run "
+        "`kit aws outputs`, or pass role_arn= (a role that may read "
+        f"s3://{settings.resources.bucket}/datasets/ and models/ and write the job's outputs)"
     )
 
 
@@ -311,7 +308,8 @@ def start_training_job(
 
     Args:
         dataset: ``datasets/<name>/<version>/`` as :func:`kit.data.upload_dataset` returned it.
-        role_arn: the SageMaker execution role (on the local target a stand-in is used).
+        role_arn: the SageMaker execution role; default the stack's (see
+            :func:`execution_role_arn`).
         base: fine-tune from a registered model (``"shelf:production"``: its ``model.pt`` is
             read in place) or a local ``.pt`` (uploaded with the job).
         job_name: default ``kit-train-<dataset name>-<time>``.
@@ -319,7 +317,8 @@ def start_training_job(
         **options: :func:`build_training_job_request` arguments (epochs, imgsz, instance_type ...).
 
     Raises:
-        ValueError: a bad dataset, option or job name; no role on the aws target.
+        ValueError: a bad dataset, option or job name; no role on the aws target (neither given
+            nor in the settings).
         kit.registry.RegistryError: an unknown registered base model.
     """
     settings = _settings(settings)
@@ -336,7 +335,7 @@ def start_training_job(
         s3.upload_file(str(archive), bucket, key)
     request = build_training_job_request(
         job_name=job_name,
-        role_arn=_role(role_arn, settings),
+        role_arn=execution_role_arn(role_arn, settings),
         bucket=bucket,
         region=settings.region,
         dataset=dataset_prefix,

@@ -35,6 +35,8 @@ def pytest_configure(config):
 
 
 LAYER_VERSION = 99
+ZONES = ("eu-west-1a", "eu-west-1b", "eu-west-1c")
+"""What the mocks answer for the region's availability zones (region letters replaced)."""
 
 
 @dataclass
@@ -61,8 +63,11 @@ def _short_id(name: str) -> str:
 class BackendMocks(pulumi.runtime.Mocks):
     """Answers like AWS would: ids, ARNs, URLs derived from names, for the types the stack uses."""
 
-    def __init__(self, region: str):
+    def __init__(self, region: str, zones: tuple[str, ...] | None = None):
         self.region = region
+        self.zones = (
+            zones if zones is not None else tuple(z.replace("eu-west-1", region) for z in ZONES)
+        )
         self.resources: list[Recorded] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
@@ -125,6 +130,11 @@ class BackendMocks(pulumi.runtime.Mocks):
             state["dnsName"] = f"{name}-{_short_id(args.name)}.{region}.elb.amazonaws.com"
         elif kind == "aws:codebuild/project:Project":
             state["arn"] = f"arn:aws:codebuild:{region}:{account}:project/{name}"
+        elif kind == "aws:iam/policy:Policy":
+            state["arn"] = f"arn:aws:iam::{account}:policy/{name}"
+        elif kind == "docker-build:index:Image":
+            digest = "sha256:" + hashlib.sha256(repr(sorted(inputs.items())).encode()).hexdigest()
+            state.update(digest=digest, ref=f"{inputs['tags'][0]}@{digest}")
         elif kind == "aws:codestarconnections/connection:Connection":
             state["arn"] = (
                 f"arn:aws:codestar-connections:{region}:{account}:connection/{_short_id(name)}"
@@ -144,6 +154,17 @@ class BackendMocks(pulumi.runtime.Mocks):
                 "partition": "aws",
                 "dnsSuffix": "amazonaws.com",
                 "reverseDnsPrefix": "com.amazonaws",
+            }
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": list(self.zones), "zoneIds": [], "id": self.region}
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {
+                "userName": "AWS",
+                "password": "registry-password",
+                "authorizationToken": "token",
+                "proxyEndpoint": f"https://{args.args.get('registryId')}.dkr.ecr.{self.region}",
+                "expiresAt": "2099-01-01T00:00:00Z",
+                "id": self.region,
             }
         if args.token == "aws:ssm/getParameter:getParameter":
             return {
@@ -178,22 +199,35 @@ class ProgramRun:
         return found[0]
 
 
-def run_program(config: StackConfig) -> ProgramRun:
-    """Build the stack for ``config`` under mocks and resolve its outputs and IAM documents."""
+STACK = "test"
+"""The stack name the mocks run under (it names the derived name suffix)."""
+
+
+def run_program(config: StackConfig, *, docker: bool = True, preview: bool = False) -> ProgramRun:
+    """Build the stack for ``config`` under mocks and resolve its outputs and IAM documents.
+
+    Args:
+        docker: whether the program sees a Docker daemon (it builds the dashboard image).
+        preview: run as ``pulumi preview`` (a dry run) rather than ``pulumi up``.
+    """
     asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.settings.ROOT.set(None)
     mocks = BackendMocks(config.region)
-    pulumi.runtime.set_mocks(mocks, project="edge-vision-kit", stack="test", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="edge-vision-kit", stack=STACK, preview=preview)
     from infra.program import build_backend, stack_outputs
 
     run = ProgramRun(config=config, resources=mocks.resources, calls=mocks.calls)
 
     @pulumi.runtime.test
     def program():
-        stack = build_backend(config)
+        stack = build_backend(config, docker=docker)
+        run.config = stack.config
         documents: dict[str, Any] = {
             f"function:{k}": v for k, v in stack.functions.policy_documents.items()
         }
+        documents["boundary"] = stack.boundary.document
+        if stack.sagemaker is not None:
+            documents["sagemaker"] = stack.sagemaker.policy_document
         if stack.edge is not None:
             documents["edge:greengrass"] = stack.edge.token_exchange_policy_document
             if stack.edge.panorama_policy_document is not None:
@@ -217,12 +251,24 @@ def run_program(config: StackConfig) -> ProgramRun:
     return run
 
 
-def build_under_mocks(build) -> BackendMocks:
-    """Run ``build()`` (which creates resources) as a Pulumi program under mocks; errors propagate."""
+def build_under_mocks(
+    build,
+    *,
+    preview: bool = False,
+    zones: tuple[str, ...] | None = None,
+    mocks: BackendMocks | None = None,
+) -> BackendMocks:
+    """Run ``build()`` (which creates resources) as a Pulumi program under mocks; errors propagate.
+
+    Args:
+        preview: run as a preview (dry run).
+        zones: the availability zones the mocks answer (default :data:`ZONES`).
+        mocks: the mocks to record into (to look at what was registered when ``build`` fails).
+    """
     asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.settings.ROOT.set(None)
-    mocks = BackendMocks("eu-west-1")
-    pulumi.runtime.set_mocks(mocks, project="edge-vision-kit", stack="test", preview=False)
+    mocks = mocks or BackendMocks("eu-west-1", zones)
+    pulumi.runtime.set_mocks(mocks, project="edge-vision-kit", stack=STACK, preview=preview)
     pulumi.runtime.test(build)()
     return mocks
 
@@ -261,6 +307,7 @@ class StackFacts:
     """What the mocks answer with and the configs the runs use."""
 
     account: str = ACCOUNT
+    stack: str = STACK
     layer_version: int = LAYER_VERSION
     default_config: StackConfig = DEFAULT_CONFIG
     full_config: StackConfig = FULL_CONFIG
@@ -275,6 +322,12 @@ def facts() -> StackFacts:
 def under_mocks():
     """``under_mocks(build)`` runs ``build`` as a Pulumi program under mocks; errors propagate."""
     return build_under_mocks
+
+
+@pytest.fixture(scope="session")
+def new_mocks():
+    """``new_mocks()``: fresh mocks to pass to ``under_mocks`` (to see what a failed build left)."""
+    return lambda: BackendMocks("eu-west-1")
 
 
 @pytest.fixture(scope="session")

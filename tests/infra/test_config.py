@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import PROJECT, StackConfig, StackConfigError
+from infra.config import PROJECT, StackConfig, StackConfigError, unique_name_suffix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,11 +27,12 @@ def test_example_stack_config_is_valid_and_matches_the_project():
     assert config.alert_emails == ("ops@example.com",)
     assert config.edge.enabled and not config.dashboard.enabled and not config.pipeline.enabled
     assert config.pipeline.thing_group == "evk-cameras"
-    settings = config.settings()
-    assert settings.target == "aws" and settings.resources.bucket == "evk-dev-bucket"
+    assert config.name_suffix is None, "derived from the account, region and stack"
+    settings = config.with_name_suffix("1a2b3c4d").settings()
+    assert settings.target == "aws" and settings.resources.bucket == "evk-dev-bucket-1a2b3c4d"
 
 
-def test_pulumi_runs_the_program_folder_as_a_script(under_mocks):
+def test_pulumi_runs_the_program_folder_as_a_script(under_mocks, facts):
     import pulumi
 
     assert yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["main"] == "infra/"
@@ -44,7 +45,8 @@ def test_pulumi_runs_the_program_folder_as_a_script(under_mocks):
 
     mocks = under_mocks(build)
     buckets = [r.inputs["bucket"] for r in mocks.resources if r.type == "aws:s3/bucket:Bucket"]
-    assert buckets == ["evkmain-bucket"]
+    suffix = unique_name_suffix(facts.account, "eu-west-1", facts.stack)
+    assert buckets == [f"evkmain-bucket-{suffix}"]
 
 
 @pytest.mark.parametrize(
@@ -83,6 +85,11 @@ def test_pulumi_runs_the_program_folder_as_a_script(under_mocks):
         ({"pipeline": {"enabled": True, "repository": "nope"}}, "pipeline.repository = 'nope'"),
         ({"batchSize": "many"}, "batchSize = 'many' is not allowed; expected a whole number"),
         ({"protectData": "maybe"}, "protectData = 'maybe' is not allowed; expected true or false"),
+        (
+            {"nameSuffix": "Acme_1"},
+            "nameSuffix = 'Acme_1' is not allowed; expected 1-12 lower-case letters and digits",
+        ),
+        ({"sagemakerRole": "perhaps"}, "sagemakerRole = 'perhaps' is not allowed"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key_and_what_is_allowed(values, message):
@@ -99,7 +106,7 @@ def test_values_arrive_as_pulumi_gives_them():
     assert config.alert_emails == ("a@example.com", "b@example.com")
 
 
-def test_the_program_reads_pulumi_config_and_exports_the_outputs(under_mocks):
+def test_the_program_reads_pulumi_config_and_exports_the_outputs(under_mocks, facts):
     import pulumi
 
     from infra.program import main
@@ -122,7 +129,8 @@ def test_the_program_reads_pulumi_config_and_exports_the_outputs(under_mocks):
 
     mocks = under_mocks(build)
     assert exported["region"] == "eu-west-2" and exported["prefix"] == "evkcfg"
-    assert exported["bucket"] == "evkcfg-bucket"
+    suffix = unique_name_suffix(facts.account, "eu-west-2", facts.stack)
+    assert exported["bucket"] == f"evkcfg-bucket-{suffix}"
     assert "greengrass_role_alias" not in exported, "edge disabled by config"
     [mapping] = [
         r for r in mocks.resources if r.type == "aws:lambda/eventSourceMapping:EventSourceMapping"
@@ -143,3 +151,25 @@ def test_a_structured_key_given_as_plain_text_is_refused(under_mocks):
 
     with pytest.raises(StackConfigError, match="edge-vision-kit:dashboard must be an object"):
         under_mocks(build)
+
+
+def test_globally_unique_names_get_a_suffix_of_the_account_region_and_stack():
+    config = StackConfig.from_values({"prefix": "evk"})
+    mine = unique_name_suffix("123456789012", "eu-west-1", "dev")
+    assert mine == unique_name_suffix("123456789012", "eu-west-1", "dev"), "stable across runs"
+    theirs = unique_name_suffix("210987654321", "eu-west-1", "dev")
+    other_stack = unique_name_suffix("123456789012", "eu-west-1", "prod")
+    assert len({mine, theirs, other_stack}) == 3
+    named = config.with_name_suffix(mine)
+    assert named.bucket_name == f"evk-bucket-{mine}" and len(named.bucket_name) <= 63
+    assert named.cognito_domain_prefix == f"evk-login-{mine}"
+    assert named.settings().resources.bucket == named.bucket_name
+    assert named.settings().resources.detections_queue == "evk-detections", "regional: no suffix"
+    kept = StackConfig.from_values({"prefix": "evk", "nameSuffix": ""})
+    assert kept.name_suffix == "" and kept.bucket_name == "evk-bucket", "an older stack's names"
+    own = StackConfig.from_values(
+        {"prefix": "evk", "dashboard": {"cognitoDomainPrefix": "acme-evk-login"}}
+    ).with_name_suffix(mine)
+    assert own.cognito_domain_prefix == "acme-evk-login"
+    longest = StackConfig(prefix="a" * 24).with_name_suffix("z" * 12)
+    assert len(f"{longest.bucket_name}-pipeline") <= 63, "S3's limit, the pipeline's bucket too"

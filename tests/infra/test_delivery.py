@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from infra.deploy_access import deploy_role_statements
 from infra.iam import parse_document
 from infra.pipeline import (
     DEPLOY_COMMANDS,
@@ -15,7 +16,6 @@ from infra.pipeline import (
     EDGE_DEPLOY_COMMAND,
     PULUMI_CLI_VERSION,
     TEST_COMMANDS,
-    deploy_role_statements,
 )
 from infra.policies import wildcard_statements
 
@@ -75,7 +75,14 @@ def test_workflow_and_pipeline_run_the_same_commands():
     assert data["env"]["DEPLOY_PACKAGES"] == "|".join(DEPLOY_PACKAGES)
 
 
-def test_workflow_uses_oidc_and_the_pinned_pulumi_cli():
+def _role_assumed(job) -> str:
+    [step] = [
+        s for s in job["steps"] if s.get("uses") == "aws-actions/configure-aws-credentials@v4"
+    ]
+    return step["with"]["role-to-assume"]
+
+
+def test_workflow_uses_oidc_the_pinned_pulumi_cli_and_a_read_only_role_for_previews():
     data, _ = _workflow()
     assert data["env"]["PULUMI_VERSION"] == PULUMI_CLI_VERSION
     for name in ("preview", "deploy", "edge"):
@@ -85,6 +92,10 @@ def test_workflow_uses_oidc_and_the_pinned_pulumi_cli():
         assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(job), "no long-lived keys"
     for name in ("preview", "deploy"):
         assert "pulumi/actions@v6" in _uses(data["jobs"][name])
+        assert "docker/setup-buildx-action@v3" in _uses(data["jobs"][name]), "the dashboard image"
+    assert _role_assumed(data["jobs"]["preview"]) == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+    assert _role_assumed(data["jobs"]["deploy"]) == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    assert _role_assumed(data["jobs"]["edge"]) == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
     assert data["permissions"] == {"contents": "read"}
 
 
@@ -122,13 +133,15 @@ def test_pipeline_stages_are_source_test_approval_deploy_edge(full_run):
     assert f"--version {PULUMI_CLI_VERSION}" in deploy["phases"]["install"]["commands"][0]
     assert deploy["artifacts"]["files"] == ["evk.yaml", "stack-outputs.json"]
     assert EDGE_DEPLOY_COMMAND in buildspecs["evkfull-edge"]["phases"]["build"]["commands"]
+    assert projects["evkfull-deploy"]["environment"]["privilegedMode"] is True, "Docker builds"
+    assert projects["evkfull-edge"]["environment"]["privilegedMode"] is False
     variables = {
         v["name"]: v["value"]
         for v in projects["evkfull-deploy"]["environment"]["environmentVariables"]
     }
     assert variables == {"PULUMI_BACKEND_URL": "s3://evk-pulumi-state", "PULUMI_STACK": "prod"}
     store = pipeline.inputs["artifactStores"][0]
-    assert store == {"location": "evkfull-bucket-pipeline", "type": "S3"}
+    assert store == {"location": f"{full_run.outputs['bucket']}-pipeline", "type": "S3"}
 
 
 def test_pipeline_roles_are_scoped(full_run):
@@ -143,7 +156,22 @@ def test_pipeline_roles_are_scoped(full_run):
     assert {s["Sid"] for s in test_role} == {"BuildLogs", "PipelineArtifacts"}, "tests need no AWS"
     deploy_role = parse_document(full_run.documents["pipeline:deploy"])
     sids = {s["Sid"] for s in deploy_role}
-    assert {"PulumiState", "PulumiSecrets", "Functions", "Tables", "RolesOfTheStack"} <= sids
+    assert {
+        "PulumiState",
+        "PulumiSecrets",
+        "Functions",
+        "Tables",
+        "RolesOfTheStack",
+        "BoundedRolesOfTheStack",
+        "ApiAccessLogDelivery",
+    } <= sids
+    edge_role = parse_document(full_run.documents["pipeline:edge"])
+    edge_actions = {a for s in edge_role for a in s["Action"]}
+    assert {
+        "greengrass:CreateDeployment",
+        "iot:CreateJob",
+        "iot:DescribeThingGroup",
+    } <= edge_actions
     state = next(s for s in deploy_role if s["Sid"] == "PulumiState")
     assert state["Resource"] == ["arn:aws:s3:::evk-pulumi-state", "arn:aws:s3:::evk-pulumi-state/*"]
     for name in ("pipeline:pipeline", "pipeline:test", "pipeline:deploy", "pipeline:edge"):
@@ -206,6 +234,18 @@ def test_dashboard_runs_on_fargate_behind_an_https_listener_that_logs_in_with_co
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["EVK_TARGET"] == "aws" and env["EVK_API_URL"] == full_run.outputs["api_url"]
     assert env["EVK_COGNITO_USER_POOL_ID"] == full_run.outputs["cognito_user_pool_id"]
+    assert "EVK_API_TOKEN" not in env, "the local bearer token never goes to the cloud"
+    [image] = full_run.of_type("docker-build:index:Image")
+    assert image.inputs["push"] is True
+    registry = f"123456789012.dkr.ecr.{full_run.config.region}.amazonaws.com/evkfull-dashboard"
+    assert image.inputs["tags"] == [f"{registry}:latest"]
+    assert container["image"].startswith(f"{registry}@sha256:"), "the task runs the pushed digest"
+    assert full_run.outputs["dashboard_image"] == container["image"]
+    assert dashboard_client.inputs["accessTokenValidity"] == 480, "as long as the login session"
+    assert cognito["sessionTimeout"] == 8 * 3600
+    assert full_run.one("aws:cognito/userPoolDomain:UserPoolDomain").inputs["domain"] == (
+        f"evkfull-login-{full_run.config.name_suffix}"
+    )
     assert container["logConfiguration"]["logDriver"] == "awslogs"
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/evkfull-dashboard"
     assert task.inputs["taskRoleArn"].endswith(":role/evkfull-dashboard-task")

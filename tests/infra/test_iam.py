@@ -1,5 +1,6 @@
 """IAM documents, parsed and checked action by action: against the backend description, and
-against the AWS calls the code each role runs makes (a static scan of lambdas/ and edge_app/)."""
+against the AWS calls the code each role runs makes (a static scan of the Lambda code and of the
+edge bundle's code, followed from their entry points)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from infra.functions import LAMBDA_SOURCES, LOG_ACTIONS, TOPIC_KEY_ACTIONS
 from infra.iam import ResourceArns, parse_document, permission_resources
 from infra.policies import wildcard_statements
 from kit.core.backend import Permission, SqsTrigger, describe_backend
+from kit.package.bundle import BUNDLED_SOURCES
 from tests.support.boto_calls import (
     ANY_PREFIX,
     AwsCall,
-    calls_in_package,
     calls_in_tree,
     reachable_calls,
 )
@@ -26,6 +27,20 @@ LAMBDA_CODE = [REPO_ROOT / source for source in LAMBDA_SOURCES if (REPO_ROOT / s
 """The code folders every function's archive holds: calls in shared modules count too."""
 PLATFORM_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 """What Lambda's SQS poller does with the function's role (not the handler code)."""
+EDGE_CODE = [REPO_ROOT / source for source in BUNDLED_SOURCES if (REPO_ROOT / source).is_dir()]
+"""The code folders of the edge bundle (edge_app and kit/core): what a device runs."""
+EDGE_ENTRY_POINTS = (
+    "edge_app.__main__.main",
+    "edge_app.panorama.run_application",
+)
+"""Where the edge runtime starts: ``python -m edge_app`` (Greengrass, container, local device)
+and the Panorama code node (``src/app.py`` calls ``run_application``)."""
+EDGE_PLATFORM_GRANTS = {
+    ("s3:GetObject", "bucket:packages/"),
+    ("s3:GetBucketLocation", "bucket"),
+}
+"""What the Greengrass nucleus does with the token exchange role (download the component's
+artefacts), not the edge app's code."""
 
 
 def _spec(run):
@@ -160,8 +175,23 @@ def test_every_granted_action_is_used_by_the_handler_or_the_platform(program_run
     assert not unused, f"{logical}'s role grants what no reachable code calls: {unused}"
 
 
-def test_edge_roles_grant_what_the_edge_app_calls_and_only_that(program_run):
-    calls = calls_in_package(REPO_ROOT / "edge_app", repo_root=REPO_ROOT)
+def _edge_calls() -> list[AwsCall]:
+    calls = []
+    for entry in EDGE_ENTRY_POINTS:
+        calls += reachable_calls(EDGE_CODE, entry, repo_root=REPO_ROOT)
+    return calls
+
+
+def test_the_edge_scan_covers_the_bundle_and_follows_the_registry_reader():
+    assert {p.relative_to(REPO_ROOT).as_posix() for p in EDGE_CODE} == {"edge_app", "kit/core"}
+    found = {(c.action, c.resource, c.location.split(":")[0]) for c in _edge_calls()}
+    assert ("s3:ListBucket", "bucket", "kit/core/registry.py") in found, "resolve() lists keys"
+    assert ("s3:GetObject", ANY_PREFIX, "kit/core/registry.py") in found, "download_file"
+    assert ("sqs:SendMessage", None, "edge_app/publisher.py") in found
+
+
+def test_edge_roles_grant_what_the_edge_runtime_calls_and_only_that(program_run):
+    calls = _edge_calls()
     missing = sorted(
         {
             f"{c.action} on {c.resource} ({c.location})"
@@ -169,7 +199,15 @@ def test_edge_roles_grant_what_the_edge_app_calls_and_only_that(program_run):
             if not _covered(c, EDGE_PERMISSIONS)
         }
     )
-    assert not missing, f"the edge app calls what its roles do not allow: {missing}"
+    assert not missing, f"the edge runtime calls what its roles do not allow: {missing}"
+    unused = [
+        f"{action} on {permission.resource}"
+        for permission in EDGE_PERMISSIONS
+        for action in permission.actions
+        if (action, permission.resource) not in EDGE_PLATFORM_GRANTS
+        and not any(_covered(c, [Permission((action,), permission.resource)]) for c in calls)
+    ]
+    assert not unused, f"the edge roles grant what no edge code calls: {unused}"
     arns = _arns(program_run)
     expected = {
         (action, resource)
@@ -187,9 +225,33 @@ def test_edge_roles_grant_what_the_edge_app_calls_and_only_that(program_run):
         "logs:DescribeLogStreams",
         "logs:PutLogEvents",
     }
+    assert ("s3:ListBucket", arns.bucket) in expected, "resolve() of an alias lists the keys"
     assert ("s3:PutObject", f"{arns.bucket}/frames/*") in expected
     assert ("s3:GetObject", f"{arns.bucket}/models/*") in expected
     assert ("sqs:SendMessage", arns.queues["detections"]) in expected
+
+
+def test_a_new_edge_call_without_a_grant_is_found(tmp_path):
+    package = tmp_path / "edge_app"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "uploader.py").write_text(
+        "def upload(s3, settings, path):\n"
+        "    s3.upload_file(str(path), settings.resources.bucket, 'frames/x.jpg')\n"
+        "def purge(s3, settings):\n"
+        "    s3.delete_object(Bucket=settings.resources.bucket, Key='frames/x.jpg')\n"
+    )
+    (package / "__main__.py").write_text(
+        "from edge_app.uploader import purge, upload\n\n"
+        "def main():\n    upload(None, None, 'p')\n    purge(None, None)\n"
+    )
+    calls = reachable_calls(package, "edge_app.__main__.main", repo_root=tmp_path)
+    assert {(c.action, c.resource) for c in calls} == {
+        ("s3:PutObject", ANY_PREFIX),
+        ("s3:DeleteObject", ANY_PREFIX),
+    }
+    uncovered = [c.action for c in calls if not _covered(c, EDGE_PERMISSIONS)]
+    assert uncovered == ["s3:DeleteObject"]
 
 
 def test_dashboard_task_may_only_invoke_the_control_api(full_run):
@@ -252,3 +314,25 @@ def test_reachability_follows_names_from_the_entry(tmp_path):
     assert [(c.action, c.resource) for c in calls] == [("dynamodb:PutItem", "table:alerts")]
     with pytest.raises(ValueError, match="defines no function main"):
         reachable_calls(package, "pkg.handler.main", repo_root=tmp_path)
+
+
+def test_every_method_the_scan_knows_is_an_operation_of_a_botocore_service_model():
+    import botocore.session
+    from botocore import xform_name
+
+    from tests.support.boto_calls import API_METHODS, TRANSFER_METHODS
+
+    session = botocore.session.get_session()
+    services = ("dynamodb", "sqs", "sns", "s3", "greengrassv2", "iot")
+    operations = {
+        xform_name(name): service
+        for service in services
+        for name in session.get_service_model(service).operation_names
+    }
+    unknown = sorted(set(API_METHODS) - set(operations) - TRANSFER_METHODS)
+    assert not unknown, f"not an operation of {services} in botocore's models: {unknown}"
+    prefixes = {"greengrassv2": "greengrass"}
+    for method, actions in API_METHODS.items():
+        service = operations.get(method)
+        if service is not None:
+            assert actions[0].split(":")[0] == prefixes.get(service, service), method

@@ -1,4 +1,6 @@
-"""kit.aws: stack outputs → the aws target's settings file; Cognito's first user (moto)."""
+"""kit.aws: stack outputs → the aws target's settings file (with the SageMaker role); Cognito's
+first user (moto); the Deep Learning Containers registry of every region botocore lists for
+SageMaker (botocore's own endpoint data, offline)."""
 
 from __future__ import annotations
 
@@ -6,17 +8,22 @@ import json
 from pathlib import Path
 
 import boto3
+import botocore
 import pytest
 import yaml
 from moto import mock_aws
 
 from kit.aws import (
+    DLC_PARTITIONS,
+    DLC_REGISTRIES,
     StackOutputsError,
     aws_outputs,
     create_cognito_user,
+    partition_of,
     read_stack_outputs,
     settings_from_outputs,
     sign_in,
+    training_image_registry,
     write_settings_file,
 )
 from kit.core.settings import Settings, load_settings
@@ -51,13 +58,16 @@ def test_outputs_file_becomes_a_settings_file_keeping_other_settings(program_run
     assert settings.resources.detections_queue == "evktest-detections"
     assert settings.resources.idempotency_table == "evktest-idempotency"
     assert settings.region == "eu-west-1" and settings.prefix == "evktest"
+    assert settings.sagemaker_role_arn == program_run.outputs["sagemaker_role_arn"]
+    assert settings.sagemaker_role_arn.endswith(":role/evktest-sagemaker")
 
 
 def test_a_new_settings_file_is_created(program_run, tmp_path):
     path = write_settings_file(
         settings_from_outputs(program_run.outputs), tmp_path / "sub" / "evk.yaml"
     )
-    assert _load(path).resources.bucket == "evktest-bucket"
+    assert _load(path).resources.bucket == program_run.outputs["bucket"]
+    assert program_run.outputs["bucket"].startswith("evktest-bucket-")
 
 
 def test_reading_outputs_reports_what_is_wrong(tmp_path):
@@ -150,3 +160,41 @@ def test_cognito_helpers_say_what_is_missing():
         create_cognito_user(settings, "a@example.com", send_invitation=False)
     with pytest.raises(ValueError, match="no cognito_client_id"):
         sign_in(settings, "a@example.com", "pw")
+
+
+def _botocore_sagemaker_regions() -> dict[str, set[str]]:
+    endpoints = json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_text())
+    regions: dict[str, set[str]] = {}
+    for partition in endpoints["partitions"]:
+        service = partition["services"].get("api.sagemaker", {})
+        regions[partition["partition"]] = {
+            region
+            for region, endpoint in service.get("endpoints", {}).items()
+            if region in partition["regions"] and not endpoint.get("deprecated")
+        }
+    return regions
+
+
+def test_every_region_botocore_lists_for_sagemaker_has_its_training_image_registry():
+    listed = _botocore_sagemaker_regions()
+    with_containers = set().union(*(listed[p] for p in DLC_PARTITIONS))
+    assert len(with_containers) > 30
+    assert set(DLC_REGISTRIES) == with_containers, (
+        f"missing: {sorted(with_containers - set(DLC_REGISTRIES))}; "
+        f"not listed by botocore: {sorted(set(DLC_REGISTRIES) - with_containers)}"
+    )
+    assert {partition_of(region) for region in DLC_REGISTRIES} == set(DLC_PARTITIONS)
+    for partition, regions in listed.items():
+        if partition in DLC_PARTITIONS:
+            continue
+        for region in regions:
+            with pytest.raises(
+                ValueError,
+                match=f"no AWS Deep Learning Containers registry is known for region '{region}'",
+            ):
+                training_image_registry(region)
+    assert (
+        training_image_registry("ap-southeast-7")
+        == "590183813437.dkr.ecr.ap-southeast-7.amazonaws.com"
+    )
+    assert training_image_registry("cn-northwest-1").endswith(".amazonaws.com.cn")

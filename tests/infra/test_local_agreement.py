@@ -43,7 +43,8 @@ def local_settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def aws_run(run_stack):
-    return run_stack(StackConfig(prefix=PREFIX, region=REGION))
+    # No name suffix: the local stack names its bucket after the prefix alone.
+    return run_stack(StackConfig(prefix=PREFIX, region=REGION, name_suffix=""))
 
 
 def test_same_queues_with_the_same_redrive_and_timeouts(local_settings, aws_run):

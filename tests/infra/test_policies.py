@@ -62,17 +62,16 @@ POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 
 def test_public_buckets_are_caught(program_run):
     resources = program_run.resources
+    bucket = program_run.one("aws:s3/bucket:Bucket").inputs["bucket"]
     off = _with(resources, BLOCK, lambda p: p.update(blockPublicPolicy=False))
     assert violations(no_public_buckets, off) == [
-        "public access block of bucket evktest-bucket leaves blockPublicPolicy off: set all four to true"
+        f"public access block of bucket {bucket} leaves blockPublicPolicy off: set all four to true"
     ]
     assert (
         "has no public access block" in violations(no_public_buckets, _without(resources, BLOCK))[0]
     )
     acl = _with(resources, BUCKET_TOKEN, lambda p: p.update(acl="public-read"))
-    assert violations(no_public_buckets, acl) == [
-        "bucket evktest-bucket has the public ACL public-read"
-    ]
+    assert violations(no_public_buckets, acl) == [f"bucket {bucket} has the public ACL public-read"]
     open_policy = json.dumps(
         {
             "Statement": [
@@ -84,10 +83,10 @@ def test_public_buckets_are_caught(program_run):
     assert "allows ['s3:GetObject'] to anyone" in violations(no_public_buckets, opened)[0]
     acl_resource = [
         *resources,
-        _resource("aws:s3/bucketAcl:BucketAcl", bucket="evktest-bucket", acl="public-read-write"),
+        _resource("aws:s3/bucketAcl:BucketAcl", bucket=bucket, acl="public-read-write"),
     ]
     assert violations(no_public_buckets, acl_resource) == [
-        "bucket evktest-bucket gets the public ACL public-read-write"
+        f"bucket {bucket} gets the public ACL public-read-write"
     ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import POWERTOOLS_VERSION, StackConfig
+from infra.config import POWERTOOLS_VERSION, StackConfig, cloud_environment, unique_name_suffix
 from infra.functions import code_files
 from infra.iam import parse_document
 from infra.messaging import Messaging, MessagingArgs
@@ -29,11 +29,15 @@ DEFAULT_CONFIG = StackConfig(
 """The config the session's ``program_run`` used (checked against ``facts`` below)."""
 REGION = DEFAULT_CONFIG.region
 ACCOUNT = "123456789012"
-SPEC = describe_backend(DEFAULT_CONFIG.settings())
+STACK = "test"
+BUILT_CONFIG = DEFAULT_CONFIG.with_name_suffix(unique_name_suffix(ACCOUNT, REGION, STACK))
+"""The config as the program completes it: a name suffix derived from account, region, stack."""
+SPEC = describe_backend(BUILT_CONFIG.settings())
 
 
-def test_the_run_used_this_module_config(facts):
+def test_the_run_used_this_module_config(facts, program_run):
     assert facts.default_config == DEFAULT_CONFIG and facts.account == ACCOUNT
+    assert facts.stack == STACK and program_run.config == BUILT_CONFIG
 
 
 def test_one_component_per_concern(program_run, full_run):
@@ -49,6 +53,8 @@ def test_one_component_per_concern(program_run, full_run):
         "kit:backend:Auth",
         "kit:backend:Api",
         "kit:backend:EdgeAccess",
+        "kit:backend:PermissionsBoundary",
+        "kit:backend:SageMakerAccess",
     }
     optional = {r.type for r in full_run.resources} - {r.type for r in program_run.resources}
     assert {"kit:backend:DashboardHosting", "kit:backend:DeliveryPipeline"} <= optional
@@ -187,7 +193,7 @@ def test_functions_use_the_description_code_layer_environment_and_log_groups(pro
     functions = {
         f.inputs["name"]: f.inputs for f in program_run.of_type("aws:lambda/function:Function")
     }
-    settings = DEFAULT_CONFIG.settings()
+    settings = BUILT_CONFIG.settings()
     layer = f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:{facts.layer_version}"
     assert (
         "aws:ssm/getParameter:getParameter",
@@ -206,7 +212,8 @@ def test_functions_use_the_description_code_layer_environment_and_log_groups(pro
         assert function["layers"] == [layer]
         assert function["role"] == f"arn:aws:iam::{ACCOUNT}:role/{name}-role"
         env = function["environment"]["variables"]
-        assert env.items() >= settings.as_env().items()
+        assert env.items() >= cloud_environment(settings).items()
+        assert "EVK_API_TOKEN" not in env, "the local bearer token stays local"
         rebuilt = load_settings(environ=env, config_file=None, project_root=Path("/nonexistent"))
         assert rebuilt.target == "aws" and rebuilt.resources == settings.resources
         log_group = f"/aws/lambda/{name}"
@@ -420,6 +427,6 @@ def test_stack_outputs_become_the_aws_target_settings(program_run):
         environ={}, config_file=None, project_root=Path("/nonexistent"), **values
     )
     assert settings.target == "aws" and settings.region == REGION
-    assert settings.resources == DEFAULT_CONFIG.settings().resources
+    assert settings.resources == BUILT_CONFIG.settings().resources
     assert settings.api_url == outputs["api_url"]
     assert settings.cognito_user_pool_id == outputs["cognito_user_pool_id"]

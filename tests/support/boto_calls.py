@@ -26,6 +26,20 @@ from pathlib import Path
 from kit.core.backend import describe_backend
 from kit.core.settings import Settings
 
+GREENGRASS_DEPLOYMENT_IOT_ACTIONS = (
+    "iot:CancelJob",
+    "iot:CreateJob",
+    "iot:DeleteThingShadow",
+    "iot:DescribeJob",
+    "iot:DescribeThing",
+    "iot:DescribeThingGroup",
+    "iot:GetThingShadow",
+    "iot:UpdateJob",
+    "iot:UpdateThingShadow",
+)
+"""What AWS requires besides ``greengrass:CreateDeployment`` (Greengrass developer guide,
+"Create deployments"): the deployment is IoT jobs and shadows on the target."""
+
 API_METHODS: dict[str, tuple[str, ...]] = {
     # DynamoDB (client and Table resource)
     "get_item": ("dynamodb:GetItem",),
@@ -69,8 +83,25 @@ API_METHODS: dict[str, tuple[str, ...]] = {
     "list_objects_v2": ("s3:ListBucket",),
     "list_objects": ("s3:ListBucket",),
     "head_bucket": ("s3:ListBucket",),
+    # Greengrass v2 and AWS IoT (camelCase parameters)
+    "create_component_version": ("greengrass:CreateComponentVersion",),
+    "describe_component": ("greengrass:DescribeComponent",),
+    "list_component_versions": ("greengrass:ListComponentVersions",),
+    "create_deployment": ("greengrass:CreateDeployment", *GREENGRASS_DEPLOYMENT_IOT_ACTIONS),
+    "get_deployment": ("greengrass:GetDeployment",),
+    "list_deployments": ("greengrass:ListDeployments",),
+    "get_core_device": ("greengrass:GetCoreDevice",),
+    "list_core_devices": ("greengrass:ListCoreDevices",),
+    "list_installed_components": ("greengrass:ListInstalledComponents",),
+    "list_effective_deployments": ("greengrass:ListEffectiveDeployments",),
+    "describe_thing": ("iot:DescribeThing",),
+    "describe_thing_group": ("iot:DescribeThingGroup",),
 }
-"""boto3 method → the IAM actions it needs. STS GetCallerIdentity needs none and is not listed."""
+"""boto3 method → the IAM actions it needs (with the actions AWS requires alongside, e.g. the IoT
+jobs a Greengrass deployment drives). STS GetCallerIdentity needs none and is not listed."""
+TRANSFER_METHODS = {"download_file", "download_fileobj", "upload_file", "upload_fileobj"}
+"""S3 transfer methods: boto3 code calls them with positional ``(bucket, key, file)`` arguments
+as often as with keywords."""
 TRANSACT_ACTIONS = {
     "Put": "dynamodb:PutItem",
     "Update": "dynamodb:UpdateItem",
@@ -147,7 +178,12 @@ def _constant(node: ast.AST | None) -> str | None:
 
 
 def _looks_like_boto(call: ast.Call) -> bool:
-    return any(k.arg is None or (k.arg[:1].isupper()) for k in call.keywords)
+    """boto3 parameters are PascalCase (most services) or camelCase (Greengrass, IoT); ours are
+    snake_case."""
+    return any(
+        k.arg is None or k.arg[:1].isupper() or (k.arg[:1].islower() and not k.arg.islower())
+        for k in call.keywords
+    )
 
 
 def _call_resource(call: ast.Call) -> str | None:
@@ -234,6 +270,10 @@ def calls_in_tree(
         if method == "transact_write_items" and _looks_like_boto(node):
             found += [AwsCall(a, None, where) for a in _transact_actions(node)]
             continue
+        if method in TRANSFER_METHODS and (len(node.args) >= 3 or _looks_like_boto(node)):
+            for action in API_METHODS[method]:
+                found.append(AwsCall(action, ANY_PREFIX, where))
+            continue
         if method in API_METHODS and _looks_like_boto(node):
             resource = _call_resource(node)
             for action in API_METHODS[method]:
@@ -250,7 +290,8 @@ class _Module:
 
 def _load_modules(package_dir: Path, repo_root: Path) -> dict[str, _Module]:
     modules = {}
-    for path in sorted(package_dir.rglob("*.py")):
+    paths = [package_dir] if package_dir.is_file() else sorted(package_dir.rglob("*.py"))
+    for path in paths:
         if "__pycache__" in path.parts:
             continue
         relative = path.relative_to(repo_root).with_suffix("")
@@ -314,8 +355,9 @@ def reachable_calls(
 ) -> list[AwsCall]:
     """AWS calls of the code reachable from ``entry`` (``lambdas.processor.handler.handler``).
 
-    ``package_dirs`` is every folder the deployed code holds (for a Lambda function: ``lambdas``
-    and ``kit/core``), so calls made in a shared module count for the function that reaches them.
+    ``package_dirs`` is every folder (or module file) the deployed code holds (for a Lambda
+    function: ``lambdas`` and ``kit/core``), so calls made in a shared module count for the
+    function that reaches them.
 
     Reachability goes by name: a function or method is reached when a reached piece of code
     mentions its name (calls it, passes it, reads it as an attribute) and its module is one the

@@ -1,14 +1,20 @@
 """The dashboard's logic without a browser or a backend: reachability and backoff, the schedule,
-counts over time, the control panel's form and PUT bodies, what each part shows, the chart."""
+counts over time, the control panel's form and PUT bodies, what each part shows, the chart; the
+client's Cognito tokens renewed before they expire (moto's Cognito, in process)."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from kit.aws import create_cognito_user
 from kit.core.contracts import CameraOverrides, parse
-from kit.core.settings import load_settings
+from kit.core.settings import Settings, load_settings
 from kit.dashboard import (
     BackendState,
     Backoff,
@@ -19,7 +25,14 @@ from kit.dashboard import (
     overrides_body,
 )
 from kit.dashboard.chart import counts_chart_png
-from kit.dashboard.client import ControlApiError, missing_url_hint
+from kit.dashboard.client import (
+    REFRESH_MARGIN_S,
+    BackendUnreachableError,
+    ControlApiError,
+    NotSignedInError,
+    jwt_expiry,
+    missing_url_hint,
+)
 from kit.dashboard.config_form import (
     apply_rule_row,
     changes,
@@ -359,3 +372,114 @@ def test_client_urls_tokens_and_missing_urls(tmp_path, monkeypatch):
     aws = load_settings(state_dir=tmp_path, target="aws", api_url="https://api.example.com")
     assert ControlApiClient.from_settings(aws).token == "token-from-the-load-balancer"
     assert "kit aws outputs" in missing_url_hint(aws)
+
+
+# -- Cognito tokens renewed before they expire ----------------------------------------------------
+class Clock:
+    """The time a client sees, moved by the test (seconds since the epoch)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def _jwt(**claims) -> str:
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part(claims)}.signature"
+
+
+@pytest.fixture
+def cognito_user(monkeypatch):
+    """A user of a Cognito pool whose API client may refresh tokens, as infra/auth.py builds it."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        cognito = boto3.client("cognito-idp", region_name="eu-west-1")
+        pool = cognito.create_user_pool(PoolName="evk-users", UsernameAttributes=["email"])[
+            "UserPool"
+        ]["Id"]
+        client_id = cognito.create_user_pool_client(
+            UserPoolId=pool,
+            ClientName="evk-api",
+            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        )["UserPoolClient"]["ClientId"]
+        settings = Settings(
+            target="aws",
+            api_url="http://127.0.0.1:1",
+            cognito_user_pool_id=pool,
+            cognito_client_id=client_id,
+        )
+        create_cognito_user(
+            settings,
+            "eva@example.com",
+            temporary_password="Temp-pass-1",
+            send_invitation=False,
+            client=cognito,
+        )
+        yield settings, cognito
+
+
+def test_a_signed_in_client_renews_its_token_before_it_expires(cognito_user):
+    settings, cognito = cognito_user
+    clock = Clock()
+    client = ControlApiClient.from_settings(settings, cognito=cognito, clock=clock)
+    client.sign_in("eva@example.com", "Temp-pass-1", new_password="New-pass-123")
+    first = client.token
+    assert _claims(first)["token_use"] == "id" and client.refresh_token
+    expires_at = client.token_expires_at
+    assert expires_at == pytest.approx(clock.now + 3600)
+
+    clock.now = expires_at - REFRESH_MARGIN_S - 1
+    assert client.fresh_token() == first, "still well within its hour: kept"
+
+    clock.now = expires_at - REFRESH_MARGIN_S + 1
+    renewed = client.fresh_token()
+    assert renewed != first and _claims(renewed)["token_use"] == "id"
+    assert _claims(renewed)["aud"] == settings.cognito_client_id
+    assert client.token_expires_at == pytest.approx(clock.now + 3600)
+
+    # a request renews too, before it is sent (this one then finds no API at the URL)
+    clock.now = client.token_expires_at + 60
+    with pytest.raises(BackendUnreachableError):
+        client.config()
+    assert client.token not in (first, renewed)
+    assert client.token_expires_at > clock.now
+
+
+def test_a_refused_renewal_ends_the_session_with_a_clear_message(cognito_user):
+    settings, cognito = cognito_user
+    clock = Clock()
+    client = ControlApiClient.from_settings(
+        settings, cognito=cognito, clock=clock, email="eva@example.com",
+        password="Temp-pass-1", new_password="New-pass-123",
+    )  # fmt: skip
+    client.refresh_token = "revoked-or-expired"
+    clock.now = client.token_expires_at
+    with pytest.raises(NotSignedInError, match="the session ended: Cognito refused to renew"):
+        client.config()
+    assert client.token is None, "the dashboard then asks to sign in again"
+
+
+def test_a_handed_in_token_is_sent_until_it_expires_then_asks_for_a_reload():
+    clock = Clock()
+    settings = Settings(target="aws", api_url="http://127.0.0.1:1")
+    token = _jwt(exp=int(clock.now) + 600, token_use="access")
+    client = ControlApiClient.from_settings(settings, token=token, clock=clock)
+    assert client.token_expires_at == int(clock.now) + 600 and client.refresh_token is None
+    assert client.fresh_token() == token
+    clock.now += 601
+    with pytest.raises(NotSignedInError, match="expired at .* UTC and cannot be renewed here"):
+        client.config()
+    assert jwt_expiry("evk-local-token") is None and jwt_expiry("a.b.c") is None
+    local = ControlApiClient("http://127.0.0.1:1", token="evk-local-token", clock=clock)
+    clock.now += 10 * 365 * 86400
+    assert local.fresh_token() == "evk-local-token", "the local token never expires"

@@ -112,6 +112,8 @@ def test_deploy_publishes_the_component_and_deploys_it_to_the_thing_group(aws):
     assert defaults["settings"]["target"] == "aws"
     assert defaults["settings"]["resources"]["detections_queue"] == "evkgg-detections"
     assert "endpoint_url" not in defaults["settings"]
+    assert "api_token" not in defaults["settings"], "the local bearer token stays local"
+    assert defaults["python"] == "python3"
     assert json.loads(component.recipe_file.read_text()) == component.recipe
 
 
@@ -151,6 +153,7 @@ def test_first_version_deployed_to_one_thing(aws):
             thing="line-7-core",
             device_id="line-7",
             cameras=[{"id": "dock", "source": "rtsp://10.0.0.7/live"}],
+            python="python3.11",
             s3=s3,
             greengrass=greengrass,
             iot=iot,
@@ -159,6 +162,7 @@ def test_first_version_deployed_to_one_thing(aws):
     assert (result.component.component_version, result.target_arn) == ("0.1.0", thing_arn)
     defaults = result.component.recipe["ComponentConfiguration"]["DefaultConfiguration"]
     assert defaults["deviceId"] == "line-7"
+    assert defaults["python"] == "python3.11", "the Install step's interpreter (Ubuntu 22.04)"
 
 
 def test_a_missing_thing_group_fails_before_anything_is_created(aws):

@@ -98,15 +98,17 @@ def test_start_wait_and_download_on_moto(backend_settings, tmp_path):
     with tarfile.open(model, "w:gz") as tar:
         (tmp_path / "model.onnx").write_bytes(b"onnx")
         tar.add(tmp_path / "model.onnx", arcname="model.onnx")
+    stack_role = "arn:aws:iam::123456789012:role/evk-sagemaker"
     job = start_compilation_job(
         model,
         target_device="jetson_xavier",
         framework="ONNX",
         imgsz=320,
-        settings=backend_settings,
+        settings=backend_settings.model_copy(update={"sagemaker_role_arn": stack_role}),
         job_name="kit-neo-test",
     )
     described = wait_for_compilation_job(job, poll_s=0, progress=False, settings=backend_settings)
+    assert described["RoleArn"] == stack_role, "the stack's SageMaker role by default"
     assert described["CompilationJobStatus"] == "COMPLETED"
     assert described["InputConfig"]["S3Uri"].endswith(f"compilation-jobs/{job}/model.tar.gz")
 

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from kit.core.settings import Settings
 from kit.sagemaker import SOURCE_DIR, SOURCE_FILES
 from kit.train import (
     TrainingJobError,
@@ -26,8 +27,11 @@ from kit.train import (
     training_image_uri,
     wait_for_training_job,
 )
+from kit.train.sagemaker import LOCAL_ROLE_ARN, execution_role_arn
 
 from .conftest import IMGSZ, SHAPE_CLASSES, make_shapes_dataset
+
+STACK_ROLE = "arn:aws:iam::123456789012:role/evk-sagemaker"
 
 
 def sm_environment(tmp_path, channel, base=None):
@@ -101,6 +105,20 @@ def test_training_image_uri_per_region_and_instance():
     )
     assert training_image_uri("af-south-1").startswith("626614931356.dkr.ecr.af-south-1.")
     assert ".amazonaws.com.cn/" in training_image_uri("cn-north-1")
+    assert training_image_uri("mx-central-1").startswith("637423239942.dkr.ecr.mx-central-1.")
+    with pytest.raises(
+        ValueError, match="no AWS Deep Learning Containers registry .* 'us-iso-east-1'"
+    ):
+        training_image_uri("us-iso-east-1")
+
+
+def test_jobs_run_with_the_stacks_execution_role_unless_told_otherwise():
+    aws = Settings(target="aws", sagemaker_role_arn=STACK_ROLE)
+    assert execution_role_arn(None, aws) == STACK_ROLE
+    assert execution_role_arn("arn:aws:iam::1:role/mine", aws) == "arn:aws:iam::1:role/mine"
+    assert execution_role_arn(None, Settings(target="local")) == LOCAL_ROLE_ARN
+    with pytest.raises(ValueError, match="no SageMaker execution role.*`kit aws outputs`"):
+        execution_role_arn(None, Settings(target="aws"))
 
 
 def request(**overrides):
@@ -211,10 +229,12 @@ def test_start_wait_and_download_on_moto(backend_settings, trained, tmp_path):
     assert result.metrics == trained.metrics and result.classes == SHAPE_CLASSES
 
 
-def test_registered_base_is_read_in_place(backend_settings, trained):
+def test_registered_base_is_read_in_place_with_the_settings_role(backend_settings, trained):
     trained.register("shapes", settings=backend_settings)
-    job = start_training_job("shapes/v1", base="shapes:latest", settings=backend_settings)
+    with_role = backend_settings.model_copy(update={"sagemaker_role_arn": STACK_ROLE})
+    job = start_training_job("shapes/v1", base="shapes:latest", settings=with_role)
     described = backend_settings.client("sagemaker").describe_training_job(TrainingJobName=job)
+    assert described["RoleArn"] == STACK_ROLE
     channels = {
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
         for c in described["InputDataConfig"]

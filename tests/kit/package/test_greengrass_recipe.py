@@ -17,6 +17,7 @@ from kit.package import (
     validate_recipe,
 )
 from kit.package.device_config_writer import ENVIRONMENT_KEYS
+from kit.package.greengrass import INSTALL_SCRIPT
 
 
 @pytest.fixture
@@ -45,8 +46,17 @@ def test_recipe_has_the_documented_shape(component, bundle):
         == "HARD"
     )
     defaults = recipe["ComponentConfiguration"]["DefaultConfiguration"]
-    assert set(defaults) == {"deviceId", "cameras", "model", "settings", "heartbeatS", "logLevel"}
+    assert set(defaults) == {
+        "deviceId",
+        "cameras",
+        "model",
+        "settings",
+        "heartbeatS",
+        "logLevel",
+        "python",
+    }
     assert defaults["deviceId"] == "" and defaults["model"] == "shelf:3"
+    assert defaults["python"] == "python3"
     (manifest,) = recipe["Manifests"]
     assert manifest["Platform"] == {"os": "linux"}
     assert manifest["Artifacts"] == [
@@ -60,11 +70,23 @@ def test_recipe_has_the_documented_shape(component, bundle):
     assert json.loads(component.recipe_file.read_text()) == recipe
 
 
-def test_install_makes_a_venv_with_the_bundles_requirements(component, bundle):
-    install = component.recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"]
-    assert install.startswith("python3.11 -m venv {work:path}/venv && ")
-    assert "{work:path}/venv/bin/pip install" in install
-    assert install.endswith(f"-r {{artifacts:decompressedPath}}/{bundle.name}/requirements.txt")
+def test_install_makes_the_venv_with_the_configured_interpreter_and_the_bundles_requirements(
+    component, bundle
+):
+    install = component.recipe["Manifests"][0]["Lifecycle"]["Install"]
+    assert install["Script"] == INSTALL_SCRIPT
+    assert install["Setenv"] == {
+        "EVK_PYTHON": "{configuration:/python}",
+        "EVK_VENV": "{work:path}/venv",
+        "EVK_REQUIREMENTS": f"{{artifacts:decompressedPath}}/{bundle.name}/requirements.txt",
+    }
+    assert install["Timeout"] > 0
+    assert '"$EVK_PYTHON" -m venv "$EVK_VENV"' in INSTALL_SCRIPT
+    assert "pip install" in INSTALL_SCRIPT and '-r "$EVK_REQUIREMENTS"' in INSTALL_SCRIPT
+    configured = default_configuration(python="/opt/python3.12/bin/python3")
+    assert configured["python"] == "/opt/python3.12/bin/python3"
+    with pytest.raises(ValueError, match="python 'python3; rm -rf /' is not an interpreter"):
+        default_configuration(python="python3; rm -rf /")
 
 
 def test_run_writes_the_config_then_execs_the_edge_app(component, bundle):
