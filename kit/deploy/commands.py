@@ -70,6 +70,27 @@ def _build_bundle(settings: Settings, args: argparse.Namespace, out: Path, targe
     return bundle, resolved, cameras if not videos else [], model_file
 
 
+def _panorama_model(settings: Settings, resolved: str, scratch: Path) -> tuple[Path, int]:
+    """The Neo archive of a registered model for Panorama's model node (TorchScript, the
+    framework Panorama documents) and its input size."""
+    from kit.compile.neo import package_for_neo
+    from kit.registry import ModelRegistry
+
+    registry = ModelRegistry.from_settings(settings)
+    metadata = registry.get(resolved)
+    if "pytorch" not in metadata.formats:
+        raise LookupError(
+            f"model {resolved} has no pytorch format ({', '.join(metadata.formats)}): Panorama's "
+            "model node needs the PyTorch weights (register the .pt), or pass --no-model-node to "
+            "run the shipped ONNX with ONNX Runtime on the appliance's CPU"
+        )
+    weights = registry.download(resolved, "pytorch", cache_dir=scratch / "models")
+    archive = package_for_neo(
+        weights, metadata.input_size, framework="PYTORCH", output=scratch / "model.tar.gz"
+    )
+    return archive, metadata.input_size
+
+
 def package_command(settings: Settings, args: argparse.Namespace) -> int:
     """``kit package bundle|greengrass|container|panorama``."""
     from kit.package import (
@@ -85,24 +106,25 @@ def package_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.kind == "panorama":
         with tempfile.TemporaryDirectory(prefix="kit-panorama-") as scratch:
             bundle, resolved, _, model_file = _build_bundle(settings, args, Path(scratch), target)
-            if args.no_model_node:
-                model_file = None
-            input_size = None
-            if model_file is not None:
-                from kit.registry import ModelRegistry
-
-                input_size = ModelRegistry.from_settings(settings).get(resolved).input_size
+            neo_archive, input_size = None, None
+            if model_file is not None and not args.no_model_node:
+                neo_archive, input_size = _panorama_model(settings, resolved, Path(scratch))
             app = build_panorama_app(
                 out,
                 bundle,
-                model_file=model_file,
+                model_file=neo_archive,
                 input_size=input_size,
                 app_name=args.app_name,
                 account_id=args.account_id or _account_id(settings),
                 package_version=args.package_version,
                 threshold=args.threshold,
                 refresh_s=args.refresh_s,
+                **({"base_image": args.base_image} if args.base_image else {}),
             )
+        print(
+            "note: AWS Panorama reached end of support on 2026-05-31; this application is for "
+            "appliances that still run it. Living targets: `kit package greengrass|container`."
+        )
         print(f"Panorama application: {app.path} (validated)")
         print(f"  graph:   {app.graph_file}")
         print(f"  code:    {app.code_package}")
@@ -367,7 +389,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     package.add_argument(
         "--platform", choices=["linux", "jetson"], default="linux", help="container base"
     )
-    package.add_argument("--base-image", help="container: another tag of the platform's base image")
+    package.add_argument(
+        "--base-image",
+        help="container: another tag of the platform's base image; panorama: a code-node base "
+        "image with Python 3.11+ and the Panorama SDK",
+    )
     package.add_argument(
         "--app-name", default="evk_edge_app", help="panorama: the application name"
     )

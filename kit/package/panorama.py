@@ -17,11 +17,20 @@ code node, the model node, parameters ``threshold`` (confidence, 0-1), ``refresh
 between published frames) and ``device_id``, and the HDMI output. Edges connect camera -> code ->
 output and each parameter to the code node's input of the same name.
 
-Panorama compiles the model package with SageMaker Neo when the package is registered: the
-archive holds ``model.onnx`` (framework ``ONNX``, opset <= 12, see :mod:`kit.compile.neo`) or
-a TorchScript ``model.pth`` (``PYTORCH``, the framework Panorama documents). The code node
-calls the compiled model through the SDK (``node.call``); the ONNX file also ships in the
-bundle, so the same pipeline runs with ONNX Runtime where no model node is used.
+Panorama compiles the model package with SageMaker Neo when the package is registered. Its
+model descriptor's framework must be one Panorama documents: ``PYTORCH`` (a TorchScript
+``model.pth`` in ``model.tar.gz``, what :func:`kit.compile.neo.package_for_neo` makes from
+ultralytics weights; the kit builds this one), ``MXNET`` or ``TENSORFLOW``. An ONNX file is
+refused for the model node: Neo reads ONNX, Panorama's model packages do not document it. The
+code node calls the compiled model through the SDK (``node.call``); the ONNX file ships in the
+bundle for the class names and input size, and runs with ONNX Runtime where no model node is used.
+
+The code image must run the edge runtime's Python (3.11 or newer): its Dockerfile checks the
+interpreter the code descriptor names (``python3`` unless told otherwise) and fails the build
+with a message naming the version it found, rather than producing an image whose code node
+cannot start. The Panorama base image's own Python is older (3.7/3.8 on the images AWS
+published), so a working code image needs a base image carrying Python 3.11 with the Panorama SDK
+built for it (``--base-image``); see docs/edge.md.
 
 :func:`validate_panorama_app` checks an application against the documented manifest shapes:
 envelope versions, names, every referenced package, interface, asset and file present, edges
@@ -66,9 +75,13 @@ PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "boolean": (bool,),
 }
-MODEL_FRAMEWORKS = ("ONNX", "PYTORCH", "MXNET", "TENSORFLOW")
-MODEL_FILES = {"ONNX": "model.onnx", "PYTORCH": "model.pth"}
-MODEL_INPUT_NAMES = {"ONNX": "images", "PYTORCH": "input0"}
+MODEL_FRAMEWORKS = ("PYTORCH", "MXNET", "TENSORFLOW")
+"""The model frameworks Panorama's model packages document."""
+MODEL_FILES = {"PYTORCH": "model.pth"}
+"""The one file the kit's model archives hold, by framework."""
+RUNTIME_PYTHON = (3, 11)
+"""The Python the edge runtime needs (datetime.UTC, enum.StrEnum, the pinned numpy)."""
+MODEL_INPUT_NAMES = {"PYTORCH": "input0"}
 CODE_NODE, MODEL_NODE, CAMERA_NODE, OUTPUT_NODE = (
     "code_node",
     "model_node",
@@ -134,7 +147,12 @@ def _reproducible_tar_gz(files: Mapping[str, Path]) -> bytes:
 def _model_archive(model_file: Path) -> tuple[bytes, str]:
     """The model archive Panorama registers (``model.tar.gz``) and its framework."""
     if model_file.suffix == ".onnx":
-        return _reproducible_tar_gz({MODEL_FILES["ONNX"]: model_file}), "ONNX"
+        raise PanoramaPackageError(
+            f"{model_file}: Panorama's model node takes {', '.join(MODEL_FRAMEWORKS)} models, not "
+            "ONNX; make a TorchScript archive from the ultralytics weights with "
+            "kit.compile.neo.package_for_neo(weights) (`kit package panorama --model` does, from "
+            "the registered model's pytorch format), or build without a model node"
+        )
     if model_file.name.endswith(".tar.gz"):
         with tarfile.open(model_file) as tar:
             names = [m.name.lstrip("./") for m in tar.getmembers() if m.isfile()]
@@ -146,7 +164,8 @@ def _model_archive(model_file: Path) -> tuple[bytes, str]:
             f"(found {names}); kit.compile.neo.package_for_neo makes such archives"
         )
     raise PanoramaPackageError(
-        f"model file {model_file} must be a .onnx file or a Neo model.tar.gz archive"
+        f"model file {model_file} must be a Neo model.tar.gz archive holding "
+        f"{sorted(MODEL_FILES.values())} (kit.compile.neo.package_for_neo makes one)"
     )
 
 
@@ -176,16 +195,31 @@ if __name__ == "__main__":
 '''
 
 
-def _code_dockerfile(bundle_file: str, bundle_dir: str) -> str:
+def _python_check(python: str) -> str:
+    """A RUN line that fails the image build unless ``python`` is the runtime's Python."""
+    major, minor = RUNTIME_PYTHON
+    script = (
+        "import sys; v = sys.version_info; "
+        f"sys.exit(0 if v >= ({major}, {minor}) else "
+        f"'the edge runtime needs Python {major}.{minor} or newer; this image has %d.%d at "
+        f"{python}: build the code node from a base image with Python {major}.{minor} and the "
+        "Panorama SDK built for it (kit package panorama --base-image)' % v[:2])"
+    )
+    return f'RUN {python} -c "{script}"'
+
+
+def _code_dockerfile(bundle_file: str, bundle_dir: str, base_image: str, python: str) -> str:
     return "\n".join(
         [
-            "# The Panorama code node. The Panorama base image carries the SDK (panoramasdk) and",
-            "# its Python; the edge runtime needs Python 3.11 there (see docs/edge.md).",
-            f"FROM {BASE_IMAGE}",
+            "# The Panorama code node (AWS Panorama reached end of support on 2026-05-31). The base",
+            "# image carries the SDK (panoramasdk); the code runs on the edge runtime's Python,",
+            f"# checked here: {python} must be {RUNTIME_PYTHON[0]}.{RUNTIME_PYTHON[1]}+.",
+            f"FROM {base_image}",
+            _python_check(python),
             f"COPY src {CODE_ROOT}",
-            f"RUN python3 -m zipfile -e {CODE_ROOT}/{bundle_file} {bundle_dir} \\",
+            f"RUN {python} -m zipfile -e {CODE_ROOT}/{bundle_file} {bundle_dir} \\",
             f"    && rm {CODE_ROOT}/{bundle_file} \\",
-            f"    && python3 -m pip install --no-cache-dir -r {bundle_dir}/{REQUIREMENTS_FILE}",
+            f"    && {python} -m pip install --no-cache-dir -r {bundle_dir}/{REQUIREMENTS_FILE}",
             "",
         ]
     )
@@ -203,14 +237,17 @@ def build_panorama_app(
     threshold: float = 0.25,
     refresh_s: int = 5,
     device_id: str | None = None,
+    base_image: str = BASE_IMAGE,
+    python: str = "python3",
 ) -> PanoramaApp:
     """Write a Panorama application for ``bundle`` under ``<out_dir>/<app_name>`` and validate it.
 
     Args:
         out_dir: the parent folder (the application folder is replaced).
         bundle: the edge bundle the code node runs.
-        model_file: a ``.onnx`` (packed as ``model.tar.gz`` for Neo) or a Neo ``model.tar.gz``;
-            None: no model node, the code node runs the bundle's ONNX model with ONNX Runtime.
+        model_file: a Neo ``model.tar.gz`` holding a TorchScript ``model.pth``
+            (:func:`kit.compile.neo.package_for_neo`); None: no model node, the code node runs
+            the bundle's ONNX model with ONNX Runtime.
         input_size: the model's square input size (required with ``model_file``).
         app_name: letters, digits, ``_`` and ``-``.
         account_id: the AWS account owning the packages (12 digits).
@@ -218,6 +255,8 @@ def build_panorama_app(
         threshold: the default confidence (graph parameter, 0-1).
         refresh_s: the default seconds between published frames (graph parameter).
         device_id: the default device id (graph parameter); default: the bundle's.
+        base_image: the code node's base image (it needs Python 3.11+ with the Panorama SDK).
+        python: the interpreter the code node runs (checked when the image is built).
 
     Raises:
         PanoramaPackageError: a bad name, account, version or model, or an application that
@@ -309,17 +348,19 @@ def build_panorama_app(
 
     (code_dir / "src").mkdir(parents=True)
     shutil.copyfile(bundle.path, code_dir / "src" / bundle.path.name)
-    input_name = MODEL_INPUT_NAMES.get(framework or "ONNX", "images")
+    input_name = MODEL_INPUT_NAMES.get(framework, "images") if framework else "images"
     (code_dir / "src" / "app.py").write_text(
         _code_app_py(MODEL_NODE if model_file is not None else None, input_name, bundle_dir)
     )
-    (code_dir / "Dockerfile").write_text(_code_dockerfile(bundle.path.name, bundle_dir))
+    (code_dir / "Dockerfile").write_text(
+        _code_dockerfile(bundle.path.name, bundle_dir, base_image, python)
+    )
     _write_json(
         code_dir / "descriptor.json",
         {
             "runtimeDescriptor": {
                 "envelopeVersion": ENVELOPE_VERSION,
-                "entry": {"path": "python3", "name": f"{CODE_ROOT}/app.py"},
+                "entry": {"path": python, "name": f"{CODE_ROOT}/app.py"},
             }
         },
     )
@@ -591,6 +632,11 @@ def _check_code_package(folder: Path, where: str, descriptor: Any, problems: lis
         problems.append(
             f"{where}/descriptor.json: entry {entry['name']} has no file "
             f"src/{source.relative_to(folder / 'src').as_posix()}"
+        )
+    if _python_check(entry["path"]) not in text:
+        problems.append(
+            f"{where}/Dockerfile: must check that {entry['path']} (the entry's interpreter) is "
+            f"Python {RUNTIME_PYTHON[0]}.{RUNTIME_PYTHON[1]}+, the edge runtime's"
         )
     for zipped in re.findall(rf"-m zipfile -e {CODE_ROOT}/(\S+)", text):
         if not (folder / "src" / zipped).is_file():

@@ -18,6 +18,17 @@ MODEL_IMGSZ = 160
 
 
 @pytest.fixture(scope="session")
+def neo_archive(onnx_model, tmp_path_factory) -> Path:
+    """The Neo archive (TorchScript ``model.pth``) Panorama's model node takes, of the weights
+    next to ``onnx_model``."""
+    from kit.compile.neo import package_for_neo
+
+    weights = onnx_model.with_suffix(".pt")
+    output = tmp_path_factory.mktemp("neo") / "model.tar.gz"
+    return package_for_neo(weights, 160, framework="PYTORCH", output=output)
+
+
+@pytest.fixture(scope="session")
 def onnx_model(tmp_path_factory) -> Path:
     """A YOLOv8n ONNX detector (from ``models/demo/`` if the repository ships one, else built
     from ``yolov8n.yaml`` — untrained: real graph, real metadata, no downloads — at 160 px)."""
@@ -73,15 +84,17 @@ def deploy_settings(deploy_stack) -> Settings:
 
 @pytest.fixture(scope="session")
 def registered_model(deploy_settings, onnx_model) -> str:
-    """The ONNX detector registered as ``tiny`` in the deploy stack's registry; its reference."""
+    """The detector registered as ``tiny`` (ONNX, and its PyTorch weights when they are next to
+    it) in the deploy stack's registry; its reference."""
     from edge_app.detectors import read_onnx_metadata
     from edge_app.detectors.metadata import DetectorMetadata
     from kit import registry
 
     metadata = DetectorMetadata.from_mapping(read_onnx_metadata(onnx_model))
+    weights = onnx_model.with_suffix(".pt")
     meta = registry.register(
         "tiny",
-        {"onnx": onnx_model},
+        {"onnx": onnx_model, **({"pytorch": weights} if weights.is_file() else {})},
         classes=[metadata.class_names[i] for i in sorted(metadata.class_names)],
         input_size=metadata.imgsz[0],
         settings=deploy_settings,

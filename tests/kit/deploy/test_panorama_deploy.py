@@ -31,10 +31,10 @@ def client(tmp_path):
 
 
 @pytest.fixture
-def app(tmp_path, onnx_model):
+def app(tmp_path, onnx_model, neo_archive):
     config = device_config("pano-1", [parse_camera("door=panorama:camera_node")], model="tiny:1")
     bundle = build_bundle(tmp_path / "bundle", device_config=config, models={"tiny:1": onnx_model})
-    return build_panorama_app(tmp_path / "apps", bundle, model_file=onnx_model, input_size=160)
+    return build_panorama_app(tmp_path / "apps", bundle, model_file=neo_archive, input_size=160)
 
 
 def test_client_speaks_the_panorama_api(client):

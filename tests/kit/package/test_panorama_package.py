@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -14,16 +16,28 @@ from kit.package import (
     PanoramaPackageError,
     build_panorama_app,
     check_panorama_app,
+    panorama,
     validate_panorama_app,
 )
 
 ACCOUNT = "123456789012"
 
 
+@pytest.fixture(scope="session")
+def neo_archive(tmp_path_factory) -> Path:
+    """A Neo model archive holding a TorchScript ``model.pth`` (packages never load it)."""
+    folder = tmp_path_factory.mktemp("neo")
+    (folder / "model.pth").write_bytes(b"PK\x03\x04torchscript" + bytes(range(256)) * 32)
+    archive = folder / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder / "model.pth", arcname="model.pth")
+    return archive
+
+
 @pytest.fixture
-def app(tmp_path, bundle, model_file):
+def app(tmp_path, bundle, neo_archive):
     return build_panorama_app(
-        tmp_path, bundle, model_file=model_file, input_size=320, device_id="pano-1"
+        tmp_path, bundle, model_file=neo_archive, input_size=320, device_id="pano-1"
     )
 
 
@@ -77,7 +91,7 @@ def test_code_package_runs_the_adapter_from_the_bundle(app, bundle):
     assert runtime["entry"] == {"path": "python3", "name": "/panorama/app.py"}
     app_py = (folder / "src" / "app.py").read_text()
     assert "from edge_app.panorama import run_application" in app_py
-    assert "model_node='model_node'" in app_py and "model_input='images'" in app_py
+    assert "model_node='model_node'" in app_py and "model_input='input0'" in app_py
     compile(app_py, "app.py", "exec")
     assert (folder / "src" / bundle.path.name).read_bytes() == bundle.path.read_bytes()
     dockerfile = (folder / "Dockerfile").read_text()
@@ -86,7 +100,7 @@ def test_code_package_runs_the_adapter_from_the_bundle(app, bundle):
     assert "-r /panorama/bundle/requirements.txt" in dockerfile
 
 
-def test_model_package_holds_the_onnx_for_neo(app, model_file):
+def test_model_package_holds_the_torchscript_for_neo(app, neo_archive):
     package = _json(app.model_package / "package.json")["nodePackage"]
     (asset,) = package["assets"]
     (implementation,) = asset["implementations"]
@@ -94,14 +108,12 @@ def test_model_package_holds_the_onnx_for_neo(app, model_file):
     assert (
         implementation["assetUri"] == hashlib.sha256(archive.read_bytes()).hexdigest() + ".tar.gz"
     )
-    with tarfile.open(archive) as tar:
-        assert tar.getnames() == ["model.onnx"]
-        assert tar.extractfile("model.onnx").read() == model_file.read_bytes()
+    assert archive.read_bytes() == neo_archive.read_bytes()
     descriptor = _json(app.model_package / "descriptor.json")["mlModelDescriptor"]
     assert descriptor == {
         "envelopeVersion": "2021-01-01",
-        "framework": "ONNX",
-        "inputs": [{"name": "images", "shape": [1, 3, 320, 320]}],
+        "framework": "PYTORCH",
+        "inputs": [{"name": "input0", "shape": [1, 3, 320, 320]}],
     }
     assert _json(app.path / "assets" / implementation["descriptorUri"]) == {
         "mlModelDescriptor": descriptor
@@ -191,6 +203,16 @@ def _graph(app):
             "Dockerfile: missing",
         ),
         (
+            lambda app: (app.code_package / "Dockerfile").write_text(
+                "\n".join(
+                    line
+                    for line in (app.code_package / "Dockerfile").read_text().splitlines()
+                    if " -c " not in line
+                )
+            ),
+            "must check that python3 (the entry's interpreter) is Python 3.11+",
+        ),
+        (
             lambda app: _edit_json(
                 app.model_package / "descriptor.json",
                 lambda d: d["mlModelDescriptor"].update(framework="CAFFE"),
@@ -227,7 +249,7 @@ def test_broken_applications_fail_with_a_clear_message(app, breakage, message):
         ({"app_name": "my app"}, "app name 'my app'"),
         ({"package_version": "1"}, "package version '1' must be major.minor"),
         ({"threshold": 1.5}, "threshold 1.5 must be between 0 and 1"),
-        ({"model_file": "x.onnx"}, "input_size is required"),
+        ({"model_file": "model.tar.gz"}, "input_size is required"),
     ],
 )
 def test_bad_build_options_are_refused(tmp_path, bundle, options, message):
@@ -235,8 +257,45 @@ def test_bad_build_options_are_refused(tmp_path, bundle, options, message):
         build_panorama_app(tmp_path, bundle, **options)
 
 
-def test_a_model_that_is_neither_onnx_nor_a_neo_archive_is_refused(tmp_path, bundle):
+def test_a_model_that_is_not_a_neo_archive_is_refused(tmp_path, bundle):
     other = tmp_path / "model.pt"
     other.write_bytes(b"x")
-    with pytest.raises(PanoramaPackageError, match="must be a .onnx file or a Neo model.tar.gz"):
+    with pytest.raises(PanoramaPackageError, match="must be a Neo model.tar.gz archive"):
         build_panorama_app(tmp_path / "out", bundle, model_file=other, input_size=320)
+
+
+def test_an_onnx_model_node_is_refused_panorama_documents_pytorch_mxnet_tensorflow(
+    tmp_path, bundle, model_file
+):
+    with pytest.raises(PanoramaPackageError, match="PYTORCH, MXNET, TENSORFLOW models, not ONNX"):
+        build_panorama_app(tmp_path / "out", bundle, model_file=model_file, input_size=320)
+
+
+def _run_dockerfile_check(dockerfile: str) -> subprocess.CompletedProcess:
+    """Run the Dockerfile's Python check as the image build would (a shell RUN line)."""
+    (line,) = [ln for ln in dockerfile.splitlines() if ln.startswith("RUN ") and " -c " in ln]
+    command = line.removeprefix("RUN ").replace("python3 ", f"{sys.executable} ", 1)
+    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60)
+
+
+def test_the_code_image_checks_it_runs_the_edge_runtime_s_python(app, monkeypatch):
+    dockerfile = (app.code_package / "Dockerfile").read_text()
+    assert _run_dockerfile_check(dockerfile).returncode == 0  # this machine's Python 3.11
+
+    monkeypatch.setattr(panorama, "RUNTIME_PYTHON", (3, 99))
+    too_old = _run_dockerfile_check(panorama._code_dockerfile("b.zip", "/b", "base", "python3"))
+
+    assert too_old.returncode != 0
+    assert "the edge runtime needs Python 3.99 or newer; this image has 3.11" in too_old.stderr
+
+
+def test_the_interpreter_and_base_image_are_the_ones_asked_for(tmp_path, bundle):
+    app = build_panorama_app(
+        tmp_path, bundle, base_image="registry.example/panorama-py311:1", python="python3.11"
+    )
+    runtime = _json(app.code_package / "descriptor.json")["runtimeDescriptor"]
+    dockerfile = (app.code_package / "Dockerfile").read_text()
+    assert runtime["entry"]["path"] == "python3.11"
+    assert "FROM registry.example/panorama-py311:1" in dockerfile
+    assert "RUN python3.11 -c " in dockerfile and "python3.11 -m pip install" in dockerfile
+    assert validate_panorama_app(app.path) == []
