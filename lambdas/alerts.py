@@ -22,11 +22,14 @@ A user acknowledges an OPEN alert (``POST /alerts/{id}/ack``): it becomes ACKED 
 current alert until the rule is back to normal. A breach that outlasts the cooldown after a
 resolve opens a new alert as soon as the cooldown has passed.
 
-Applying a transition (:class:`AlertDesk`) is safe to repeat: the rule state is written first,
-conditionally on the state it was computed from, with the alert in its outbox; then the alert
-record is written, the notification published and the outbox cleared. A retry after a crash
-finds the outbox and finishes the job, so no alert is lost; a notification may at worst be sent
-twice when a crash falls between publishing and clearing the outbox.
+Applying transitions (:class:`AlertDesk`) is safe to repeat and to run in parallel: a camera's
+changed rule states are written first, in one write, conditionally on the states they were
+computed from and on the payload judged still being the camera's newest, with the alerts in
+their outboxes; then each alert record is written, its notification claimed, published and
+marked sent, and the outbox cleared. A retry after a crash finds the outbox and finishes the
+job, so no alert is lost; a processor that finds an outbox another one is sending skips the
+notifications claimed, so none is sent twice, unless a crash falls between publishing and
+marking it sent.
 
 Examples:
     >>> from datetime import UTC, datetime
@@ -45,16 +48,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
-from kit.core.contracts import Alert, Rule
+from kit.core.contracts import Alert, Rule, utc_now
 from kit.core.rules import Evaluation
 from kit.core.timefmt import parse_stamp, stamp
 
 SUBJECT_MAX = 100
 """SNS rejects longer subjects."""
+OUTBOX_CLEAR_ATTEMPTS = 5
+"""Tries at taking sent alerts out of an outbox that other processors keep changing (each of
+them flushes it too, so what is left is sent by whoever changes it last)."""
 
 
 @dataclass(frozen=True)
@@ -174,9 +181,14 @@ def _number(value: float) -> str:
     return f"{value:g}" if abs(value) < 1e6 else f"{value:.3e}"
 
 
+def _printable(text: str) -> str:
+    # Contracts refuse control characters; alerts stored before they did may still carry some.
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
 def render_subject(alert: Alert) -> str:
-    """A one-line SNS subject (ASCII, at most 100 characters)."""
-    text = f"[EVK] {alert.state} {alert.camera_id}: {alert.message or alert.rule}"
+    """A one-line SNS subject (ASCII, no control characters, at most 100 characters)."""
+    text = _printable(f"[EVK] {alert.state} {alert.camera_id}: {alert.message or alert.rule}")
     text = " ".join(text.split())
     text = text.encode("ascii", "replace").decode()
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
@@ -185,10 +197,11 @@ def render_subject(alert: Alert) -> str:
 def render_body(alert: Alert, *, frame_url: str | None, api_url: str | None = None) -> str:
     """The readable notification text: what, where, value vs threshold, when, a link to the frame."""
     when = alert.resolved_at if alert.state == "RESOLVED" else alert.opened_at
+    message = _printable(alert.message)
     headline = {
-        "OPEN": f"Alert on camera {alert.camera_id}: {alert.message}",
-        "ACKED": f"Alert acknowledged on camera {alert.camera_id}: {alert.message}",
-        "RESOLVED": f"Back to normal on camera {alert.camera_id}: {alert.message}",
+        "OPEN": f"Alert on camera {alert.camera_id}: {message}",
+        "ACKED": f"Alert acknowledged on camera {alert.camera_id}: {message}",
+        "RESOLVED": f"Back to normal on camera {alert.camera_id}: {message}",
     }[alert.state]
     lines = [
         headline,
@@ -204,7 +217,7 @@ def render_body(alert: Alert, *, frame_url: str | None, api_url: str | None = No
     if alert.state == "RESOLVED":
         lines.append(f"Opened:    {alert.opened_at:%Y-%m-%d %H:%M:%S} UTC")
     if alert.acked_by:
-        lines.append(f"Acked by:  {alert.acked_by}")
+        lines.append(f"Acked by:  {_printable(alert.acked_by)}")
     lines.append(f"Frame:     {frame_url or 'no frame was published with this payload'}")
     lines.append(f"Alert id:  {alert.alert_id}")
     if api_url and alert.state == "OPEN":
@@ -212,16 +225,33 @@ def render_body(alert: Alert, *, frame_url: str | None, api_url: str | None = No
     return "\n".join(lines) + "\n"
 
 
+class RuleStatesWritten(Protocol):
+    """What writing rule states did (see :class:`lambdas.store.RuleStatesWrite`)."""
+
+    done: bool
+    current: dict[str, str]
+
+
 class AlertStore(Protocol):
     """What :class:`AlertDesk` needs from storage (see :class:`lambdas.store.Store`)."""
 
-    def replace_rule_state(
-        self, camera_id: str, rule_key: str, new: str, expected: str | None
-    ) -> bool: ...
+    def replace_rule_states(
+        self,
+        camera_id: str,
+        changes: Mapping[str, tuple[str, str | None]],
+        *,
+        newest_payload_id: str | None = None,
+    ) -> RuleStatesWritten: ...
 
     def create_alert(self, alert: Alert) -> bool: ...
 
     def resolve_alert(self, alert: Alert) -> Alert | None: ...
+
+    def claim_notification(
+        self, alert_id: str, state: str, *, now: datetime
+    ) -> Literal["claimed", "sent", "busy"]: ...
+
+    def mark_notified(self, alert_id: str, state: str, *, now: datetime) -> None: ...
 
 
 class Notifier(Protocol):
@@ -235,11 +265,12 @@ class AppliedTransition:
     camera_id: str
     rule: str
     sent: list[tuple[str, str]] = field(default_factory=list)
-    """(alert_id, state) of each alert written and notified."""
+    """(alert_id, state) of each alert this call notified."""
 
 
 class StateConflictError(RuntimeError):
-    """The rule state changed between reading and writing it; retry the message."""
+    """The rule states changed, or a newer payload arrived, between reading and writing them;
+    retry the message."""
 
 
 class AlertDesk:
@@ -249,36 +280,78 @@ class AlertDesk:
         self.store = store
         self.notifier = notifier
 
-    def apply(self, outcome: RuleOutcome, stored_state: str | None) -> AppliedTransition:
-        """Move one rule's state on by ``outcome``; write, notify and clear the outbox.
+    def apply(
+        self,
+        outcomes: Sequence[RuleOutcome],
+        stored_states: Mapping[str, str | None],
+        *,
+        newest_payload_id: str | None = None,
+    ) -> list[AppliedTransition]:
+        """Move one camera's rule states on by ``outcomes``, all or none; then write the alerts,
+        notify and clear the outboxes.
+
+        Every changed state is written in one conditional write: each from the state it was
+        computed from, and (``newest_payload_id``) only while the camera's newest payload is still
+        the one judged. So the states of a camera only ever move on by its newest payload's
+        outcomes, each from the outcome of the payload before it, however many processors run.
 
         Args:
-            outcome: the rule's evaluation on its camera.
-            stored_state: the rule state's JSON as read (None: never stored).
+            outcomes: the camera's rules evaluated at one moment (one camera only).
+            stored_states: rule key -> the rule state's JSON as read (missing/None: never stored).
+            newest_payload_id: the camera's newest payload when the states were read; None: no
+                such condition.
 
         Raises:
-            StateConflictError: another evaluation changed the rule state first.
+            StateConflictError: another evaluation changed a rule state first, or a newer payload
+                arrived.
         """
-        camera_id, rule_key = outcome.camera_id, outcome.rule.key
-        result = AppliedTransition(camera_id, rule_key)
-        state = RuleState.from_json(stored_state)
-        new = next_state(state, outcome)
-        current_json = stored_state
-        if new is not state:
-            new_json = new.to_json()
-            if not self.store.replace_rule_state(camera_id, rule_key, new_json, stored_state):
-                raise StateConflictError(
-                    f"rule {rule_key!r} of camera {camera_id!r} changed while it was evaluated"
-                )
-            current_json = new_json
-        if new.outbox:
-            result.sent = self._flush(camera_id, rule_key, new, current_json)
-        return result
+        if not outcomes:
+            return []
+        camera_id = outcomes[0].camera_id
+        states: dict[str, tuple[RuleState, str | None]] = {}
+        changes: dict[str, tuple[str, str | None]] = {}
+        for outcome in outcomes:
+            key = outcome.rule.key
+            stored = stored_states.get(key)
+            state = RuleState.from_json(stored)
+            new = next_state(state, outcome)
+            if new is state:
+                states[key] = (state, stored)
+            else:
+                new_json = new.to_json()
+                changes[key] = (new_json, stored)
+                states[key] = (new, new_json)
+        if (
+            changes
+            and not self.store.replace_rule_states(
+                camera_id, changes, newest_payload_id=newest_payload_id
+            ).done
+        ):
+            raise StateConflictError(
+                f"rules {sorted(changes)} of camera {camera_id!r} changed, or a newer payload "
+                "arrived, while they were evaluated"
+            )
+        results = []
+        for key, (state, state_json) in states.items():
+            result = AppliedTransition(camera_id, key)
+            if state.outbox:
+                result.sent = self._flush(camera_id, key, state, state_json)
+            results.append(result)
+        return results
 
     def _flush(
         self, camera_id: str, rule_key: str, state: RuleState, state_json: str | None
     ) -> list[tuple[str, str]]:
-        sent = []
+        """Write each outbox alert's record, send its notification once, and take what was sent
+        out of the outbox.
+
+        Several processors may find the same outbox (one wrote it, another evaluated the next
+        payload before it was cleared): each writes the record (idempotent), but only the one
+        that claims the notification sends it, and an alert stays in the outbox until it is sent.
+        A claim left by a function that stopped expires (:data:`lambdas.store.NOTIFICATION_CLAIM_S`)
+        and the next flush of the rule sends it.
+        """
+        sent, done = [], set()
         for alert in state.outbox:
             if alert.state == "RESOLVED":
                 stored = self.store.resolve_alert(alert)
@@ -286,9 +359,33 @@ class AlertDesk:
                     alert = stored
             else:
                 self.store.create_alert(alert)
-            self.notifier.publish(alert)
-            sent.append((alert.alert_id, alert.state))
-        cleared = replace(state, outbox=())
-        # A failed clear means another evaluation took over this rule; it sees the outbox too.
-        self.store.replace_rule_state(camera_id, rule_key, cleared.to_json(), state_json)
+            claim = self.store.claim_notification(alert.alert_id, alert.state, now=utc_now())
+            if claim == "claimed":
+                self.notifier.publish(alert)
+                self.store.mark_notified(alert.alert_id, alert.state, now=utc_now())
+                sent.append((alert.alert_id, alert.state))
+            if claim != "busy":
+                done.add((alert.alert_id, alert.state))
+        self._take_out_of_outbox(camera_id, rule_key, state, state_json, done)
         return sent
+
+    def _take_out_of_outbox(
+        self,
+        camera_id: str,
+        rule_key: str,
+        state: RuleState,
+        state_json: str | None,
+        done: set[tuple[str, str]],
+    ) -> None:
+        # Another processor may have moved the state on meanwhile (its outbox still holds what
+        # was sent here): take the sent alerts out of the state as it is now.
+        for _ in range(OUTBOX_CLEAR_ATTEMPTS):
+            remaining = tuple(a for a in state.outbox if (a.alert_id, a.state) not in done)
+            if remaining == state.outbox:
+                return
+            cleared = replace(state, outbox=remaining).to_json()
+            written = self.store.replace_rule_states(camera_id, {rule_key: (cleared, state_json)})
+            if written.done:
+                return
+            state_json = written.current.get(rule_key)
+            state = RuleState.from_json(state_json)

@@ -6,6 +6,8 @@ Device health, from the newest heartbeat and the time it arrived (:func:`device_
   (or never);
 - ``ERROR``: a camera of the device reports ``failed``;
 - ``STOPPED``: the device reports no camera, or every camera ``stopped``/``ended``;
+- ``DEGRADED``: a camera runs without the model it should (``degraded``), or the spool cannot
+  keep everything on disk (``spool_error``: a full or read-only disk);
 - ``RUNNING``: otherwise (cameras starting, running or reconnecting).
 
 Examples:
@@ -30,13 +32,13 @@ from lambdas.store import CameraRecord, DeviceRecord
 DEVICE_OFFLINE_AFTER_S = 60
 """A device whose last heartbeat arrived longer ago than this is OFFLINE (edge sends every few s)."""
 
-DEVICE_STATES = ("RUNNING", "STOPPED", "ERROR", "OFFLINE")
+DEVICE_STATES = ("RUNNING", "DEGRADED", "STOPPED", "ERROR", "OFFLINE")
 
 
 def device_health(
     device: DeviceRecord, now: datetime, offline_after_s: float = DEVICE_OFFLINE_AFTER_S
 ) -> str:
-    """RUNNING, STOPPED, ERROR or OFFLINE (see the module docstring)."""
+    """RUNNING, DEGRADED, STOPPED, ERROR or OFFLINE (see the module docstring)."""
     if device.heartbeat is None or device.received_at is None:
         return "OFFLINE"
     if (now - device.received_at).total_seconds() > offline_after_s:
@@ -46,6 +48,8 @@ def device_health(
         return "ERROR"
     if not states or all(state in ("stopped", "ended") for state in states):
         return "STOPPED"
+    if "degraded" in states or device.heartbeat.spool_error:
+        return "DEGRADED"
     return "RUNNING"
 
 
@@ -74,6 +78,7 @@ def describe_device(device: DeviceRecord, now: datetime) -> dict[str, Any]:
         "spool_depth": heartbeat.spool_depth if heartbeat else None,
         "spool_bytes": heartbeat.spool_bytes if heartbeat else None,
         "dropped": heartbeat.dropped.model_dump() if heartbeat else None,
+        "spool_error": heartbeat.spool_error if heartbeat else None,
     }
 
 
@@ -93,10 +98,8 @@ def check_silent_cameras(
         if camera.last_seen is None:
             continue
         camera_settings = config.for_camera(camera.camera_id)
-        for rule, evaluation in evaluate_on_schedule(
-            camera_settings, last_seen=camera.last_seen, now=now
-        ):
-            outcome = RuleOutcome(
+        outcomes = [
+            RuleOutcome(
                 camera_id=camera.camera_id,
                 rule=rule,
                 evaluation=evaluation,
@@ -106,14 +109,22 @@ def check_silent_cameras(
                 frame_key=camera.frame_key,
                 payload_id=camera.last_payload_id,
             )
-            try:
-                applied = services.alerts.apply(outcome, camera.rules.get(rule.key))
-            except StateConflictError:
-                # A payload arrived meanwhile and evaluated the rule itself; the next run rechecks.
-                continue
-            sent += [
-                {"alert_id": a, "state": s, "camera_id": camera.camera_id} for a, s in applied.sent
-            ]
+            for rule, evaluation in evaluate_on_schedule(
+                camera_settings, last_seen=camera.last_seen, now=now
+            )
+        ]
+        try:
+            applied = services.alerts.apply(
+                outcomes, camera.rules, newest_payload_id=camera.last_payload_id
+            )
+        except StateConflictError:
+            # A payload arrived meanwhile and evaluated the rules itself; the next run rechecks.
+            continue
+        sent += [
+            {"alert_id": alert_id, "state": state, "camera_id": camera.camera_id}
+            for rule in applied
+            for alert_id, state in rule.sent
+        ]
     return sent
 
 

@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.config import Config
 
-from kit.core.contracts import Alert
+from kit.core.contracts import Alert, camera_object_key_problem
 from kit.core.settings import Settings, load_settings
 from lambdas.alerts import AlertDesk, render_body, render_subject
 from lambdas.store import Store
@@ -35,6 +36,8 @@ IDEMPOTENCY_EXPIRY_S = 4 * 86400
 """A payload id is remembered as long as the detections queue keeps a message (4 days)."""
 FRAME_LINK_EXPIRY_S = 24 * 3600
 """Presigned frame links in notifications; on AWS also bounded by the role's session."""
+
+log = logging.getLogger(__name__)
 
 
 class SnsNotifier:
@@ -65,9 +68,23 @@ class SnsNotifier:
         self._topic = f"arn:aws:sns:{self.region}:{self._account_id()}:{self._topic}"
         return self._topic
 
+    def frame_link(self, alert: Alert) -> str | None:
+        """A presigned link to the alert's frame; None when it has none, or when its key lies
+        outside the camera's own ``frames/<device>/<camera>/`` prefix (stored before payloads
+        pointing elsewhere were refused): no other object is ever linked."""
+        if not alert.frame_key:
+            return None
+        problem = camera_object_key_problem(
+            alert.frame_key, device_id=alert.device_id, camera_id=alert.camera_id, kinds=("frames",)
+        )
+        if problem:
+            log.warning("alert %s: no frame link, its frame key %s", alert.alert_id, problem)
+            return None
+        return self.frame_url(alert.frame_key)
+
     def publish(self, alert: Alert) -> str:
         """Send ``alert``; return the SNS message id."""
-        frame = self.frame_url(alert.frame_key) if alert.frame_key else None
+        frame = self.frame_link(alert)
         response = self.sns.publish(
             TopicArn=self.topic_arn,
             Subject=render_subject(alert),

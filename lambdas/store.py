@@ -12,7 +12,9 @@ Tables (logical names; physical ones come from settings):
   key -> :class:`lambdas.alerts.RuleState` JSON.
 - ``devices`` (device_id): the latest heartbeat, when it arrived, the newest payload time.
 - ``alerts`` (alert_id; indexes by-state, by-camera, recent): :class:`kit.core.contracts.Alert` fields.
-- ``config``: one item, laid out by :mod:`kit.core.config_record`.
+- ``config``: the current config and its last good copy, laid out by
+  :mod:`kit.core.config_record`; a stored config that fails validation is reported
+  (:class:`ConfigRead`) and the last good one is used instead.
 - ``audit`` (entity, at): who changed what, when, old -> new.
 
 Examples:
@@ -28,20 +30,37 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from kit.core.config_record import CONFIG_KEY, decode_config_item, encode_config_item
-from kit.core.contracts import Alert, ControlConfig, DetectionPayload, Heartbeat
+from kit.core.config_record import (
+    CONFIG_KEY,
+    LAST_GOOD_ID,
+    LAST_GOOD_KEY,
+    decode_config_item,
+    encode_config_item,
+    stored_revision,
+)
+from kit.core.contracts import (
+    MAX_CLOCK_SKEW_S,
+    Alert,
+    ContractError,
+    ControlConfig,
+    DetectionPayload,
+    Heartbeat,
+    parse,
+)
 from kit.core.rules import CountSample
 from kit.core.settings import ResourceNames
 from kit.core.timefmt import epoch_s, parse_stamp, stamp
+from lambdas.alerts import StateConflictError
 
 INLINE_PAYLOAD_MAX = 100_000
 """Payload JSON longer than this is stored zlib-compressed (``payload_z``): DynamoDB items are
@@ -52,6 +71,39 @@ RESOLVED_ALERT_RETENTION_DAYS = 90
 AUDIT_RETENTION_DAYS = 365
 ALERT_FEED = "alert"
 """The constant partition key of the alerts table's ``recent`` index (all alerts, newest first)."""
+
+NOTIFICATION_CLAIM_S = 120
+"""How long a claim to send an alert's notification holds: longer than any function's timeout
+(60 s at most), so a claim older than this was left by a function that stopped before sending."""
+
+Claim = Literal["claimed", "sent", "busy"]
+"""What claiming a notification found (:meth:`Store.claim_notification`)."""
+DYNAMODB_ITEM_MAX_BYTES = 400 * 1024
+"""DynamoDB's item size limit."""
+CONFIG_MAX_BYTES = 180_000
+"""The largest control config, as stored (its JSON in UTF-8): its item, and the audit record of a
+``PUT /config`` (the old and the new config together), must each fit
+:data:`DYNAMODB_ITEM_MAX_BYTES`."""
+
+log = logging.getLogger(__name__)
+
+
+class ConfigTooLargeError(ValueError):
+    """A config larger than :data:`CONFIG_MAX_BYTES` (nothing was written).
+
+    Attributes:
+        size: its size as stored, in bytes.
+        allowed: the limit, in words.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.allowed = (
+            f"at most {CONFIG_MAX_BYTES:,} bytes as stored, so that the config and the audit "
+            f"record of a change (old and new) each fit DynamoDB's 400 KB item limit "
+            f"({DYNAMODB_ITEM_MAX_BYTES:,} bytes)"
+        )
+        super().__init__(f"the config is {size:,} bytes as stored; it must be {self.allowed}")
 
 
 class BadCursorError(ValueError):
@@ -64,6 +116,65 @@ class Page:
 
     items: list[Any]
     cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleStatesWrite:
+    """What :meth:`Store.replace_rule_states` did.
+
+    Attributes:
+        done: the states were written.
+        current: when not, the camera's rule states as they are (rule key -> JSON; empty when
+            the camera has none, or is not recorded).
+    """
+
+    done: bool
+    current: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RejectedConfig:
+    """A stored config that fails validation, which the backend does not run with.
+
+    Attributes:
+        revision: the revision its item claims (None: not a whole number).
+        problems: what is wrong, as :class:`~kit.core.contracts.ContractError` problems.
+    """
+
+    revision: int | None
+    problems: list[dict[str, Any]]
+
+    def summary(self) -> str:
+        """One line: the revision and its first problem."""
+        first = self.problems[0]
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return (
+            f"stored config revision {self.revision if self.revision is not None else '?'} is "
+            f"invalid: {first['field']}: {first['allowed']} (got {first['value']}){more}"
+        )
+
+
+@dataclass(frozen=True)
+class ConfigRead:
+    """The config the backend runs with, and what the config table holds.
+
+    Attributes:
+        config: the stored config; when it fails validation, the last good one (or the
+            defaults, when no good one was ever stored).
+        rejected: the stored config, when it fails validation.
+        revision_attribute: the stored item's ``revision`` attribute as read (None: no item, or
+            none in it): what the next write's condition compares with.
+    """
+
+    config: ControlConfig
+    rejected: RejectedConfig | None = None
+    revision_attribute: dict[str, Any] | None = None
+
+    @property
+    def next_revision(self) -> int:
+        """The revision the next write gets: above the config run with and the stored item's."""
+        stored = stored_revision({"revision": self.revision_attribute})
+        return max(self.config.revision, stored or 0) + 1
 
 
 @dataclass(frozen=True)
@@ -151,6 +262,29 @@ def _attribute(value: Any) -> dict[str, Any]:
 
 def _item(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _attribute(v) for name, v in values.items() if v is not None}
+
+
+def _stored_heartbeat(device_id: str, text: str | None) -> Heartbeat | None:
+    """A kept heartbeat; None when there is none, or when it fails today's contract (kept
+    before a contract was tightened): the device's next heartbeat replaces it."""
+    if not text:
+        return None
+    try:
+        return parse(Heartbeat, text)
+    except ContractError as error:
+        log.warning("device %s: its kept heartbeat is unreadable, ignored: %s", device_id, error)
+        return None
+
+
+def _horizon(received_at: datetime) -> str:
+    """The latest time a stored device timestamp can truly hold when a message arrives at
+    ``received_at``: anything later was stored before future timestamps were refused."""
+    return stamp(received_at + timedelta(seconds=MAX_CLOCK_SKEW_S))
+
+
+def _compact_json(value: Any) -> str:
+    # As small as the config's own JSON, so an audit record of a whole config fits an item.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_cursor(key: dict[str, Any] | None) -> str | None:
@@ -267,12 +401,23 @@ class Store:
             item["payload"] = {"S": document}
         self.client.put_item(TableName=self.names.detections_table, Item=item)
 
-    def recent_samples(self, camera_id: str, limit: int) -> list[CountSample]:
-        """The camera's newest ``limit`` payloads' counts, oldest first (strongly consistent)."""
+    def recent_samples(
+        self, camera_id: str, limit: int, *, until: datetime | None = None
+    ) -> list[CountSample]:
+        """The camera's newest ``limit`` payloads' counts (captured at or before ``until``, when
+        given), oldest first (strongly consistent).
+
+        A payload judged while a newer one is being stored must not see the newer one's counts.
+        """
+        condition = "camera_id = :camera"
+        values: dict[str, Any] = {":camera": {"S": camera_id}}
+        if until is not None:
+            condition += " AND sk <= :until"
+            values[":until"] = {"S": stamp(until) + "#\uffff"}
         response = self.client.query(
             TableName=self.names.detections_table,
-            KeyConditionExpression="camera_id = :camera",
-            ExpressionAttributeValues={":camera": {"S": camera_id}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
             ProjectionExpression="captured_at, counts, zone_counts",
             ScanIndexForward=False,
             Limit=limit,
@@ -336,7 +481,12 @@ class Store:
 
     # -- cameras -------------------------------------------------------------------------------
     def touch_camera(self, payload: DetectionPayload, received_at: datetime) -> CameraRecord | None:
-        """Record ``payload`` as the camera's newest; None when a newer one is already recorded."""
+        """Record ``payload`` as the camera's newest; None when a newer one is already recorded.
+
+        A recorded time beyond ``received_at`` plus the clock-skew allowance
+        (:data:`kit.core.contracts.MAX_CLOCK_SKEW_S`) cannot be a real payload's (the processor
+        refuses those; it was stored before it did), so any payload replaces it.
+        """
         sets = [
             "device_id = :device",
             "last_seen = :seen",
@@ -356,6 +506,7 @@ class Store:
             ":counts": {"S": json.dumps(payload.counts)},
             ":zones": {"S": json.dumps(payload.zone_counts)},
             ":no_rules": {"M": {}},
+            ":horizon": {"S": _horizon(received_at)},
         }
         if payload.frame_key:
             sets += ["frame_key = :frame", "frame_at = :seen"]
@@ -365,7 +516,9 @@ class Store:
                 TableName=self.names.cameras_table,
                 Key={"camera_id": {"S": payload.camera_id}},
                 UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_not_exists(last_seen) OR last_seen <= :seen",
+                ConditionExpression=(
+                    "attribute_not_exists(last_seen) OR last_seen <= :seen OR last_seen > :horizon"
+                ),
                 ExpressionAttributeNames={"#model": "model", "#rules": "rules"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
@@ -373,27 +526,52 @@ class Store:
         )
         return self._camera(written.response["Attributes"]) if written.done else None
 
-    def replace_rule_state(
-        self, camera_id: str, rule_key: str, new: str, expected: str | None
-    ) -> bool:
-        """Set one rule's state if it is still ``expected`` (None: never stored); False otherwise."""
-        names = {"#rules": "rules", "#rule": rule_key}
-        values: dict[str, Any] = {":new": {"S": new}}
-        if expected is None:
-            condition = "attribute_not_exists(#rules.#rule)"
-        else:
-            condition = "#rules.#rule = :expected"
-            values[":expected"] = {"S": expected}
-        return _conditionally(
+    def replace_rule_states(
+        self,
+        camera_id: str,
+        changes: Mapping[str, tuple[str, str | None]],
+        *,
+        newest_payload_id: str | None = None,
+    ) -> RuleStatesWrite:
+        """Set rule states, all or none, if each is still as expected.
+
+        Args:
+            changes: rule key -> (new state JSON, the state JSON it replaces; None: never stored).
+            newest_payload_id: when given, also only while it is the camera's newest payload.
+
+        Returns:
+            Whether they were written, and if not, the camera's rule states as they are.
+        """
+        names = {"#rules": "rules"}
+        values: dict[str, Any] = {}
+        sets, conditions = [], ["attribute_exists(camera_id)"]
+        for index, (rule_key, (new, expected)) in enumerate(sorted(changes.items())):
+            names[f"#r{index}"] = rule_key
+            values[f":new{index}"] = {"S": new}
+            sets.append(f"#rules.#r{index} = :new{index}")
+            if expected is None:
+                conditions.append(f"attribute_not_exists(#rules.#r{index})")
+            else:
+                conditions.append(f"#rules.#r{index} = :old{index}")
+                values[f":old{index}"] = {"S": expected}
+        if newest_payload_id is not None:
+            conditions.append("last_payload_id = :newest")
+            values[":newest"] = {"S": newest_payload_id}
+        written = _conditionally(
             lambda: self.client.update_item(
                 TableName=self.names.cameras_table,
                 Key={"camera_id": {"S": camera_id}},
-                UpdateExpression="SET #rules.#rule = :new",
-                ConditionExpression=f"attribute_exists(camera_id) AND {condition}",
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        ).done
+        )
+        if written.done:
+            return RuleStatesWrite(True)
+        camera = written.response.get("Item")
+        return RuleStatesWrite(False, self._camera(camera).rules if camera else {})
 
     def get_camera(self, camera_id: str) -> CameraRecord | None:
         item = self.client.get_item(
@@ -430,7 +608,8 @@ class Store:
 
     # -- devices -------------------------------------------------------------------------------
     def record_heartbeat(self, heartbeat: Heartbeat, received_at: datetime) -> bool:
-        """Keep ``heartbeat`` as the device's latest; False when a newer one is already kept."""
+        """Keep ``heartbeat`` as the device's latest; False when a newer one is already kept (a
+        kept one dated beyond the clock-skew allowance is replaced, as in :meth:`touch_camera`)."""
         return _conditionally(
             lambda: self.client.update_item(
                 TableName=self.names.devices_table,
@@ -439,25 +618,35 @@ class Store:
                     "SET heartbeat = :heartbeat, sent_at = :sent, received_at = :received, "
                     "app_version = :version"
                 ),
-                ConditionExpression="attribute_not_exists(sent_at) OR sent_at <= :sent",
+                ConditionExpression=(
+                    "attribute_not_exists(sent_at) OR sent_at <= :sent OR sent_at > :horizon"
+                ),
                 ExpressionAttributeValues={
                     ":heartbeat": {"S": heartbeat.model_dump_json()},
                     ":sent": {"S": stamp(heartbeat.sent_at)},
                     ":received": {"S": stamp(received_at)},
                     ":version": {"S": heartbeat.app_version},
+                    ":horizon": {"S": _horizon(received_at)},
                 },
             )
         ).done
 
-    def touch_device(self, payload: DetectionPayload) -> None:
-        """Note the device's newest payload time (older payloads leave it as it is)."""
+    def touch_device(self, payload: DetectionPayload, received_at: datetime) -> None:
+        """Note the device's newest payload time (older payloads leave it as it is; one beyond the
+        clock-skew allowance is replaced, as in :meth:`touch_camera`)."""
         _conditionally(
             lambda: self.client.update_item(
                 TableName=self.names.devices_table,
                 Key={"device_id": {"S": payload.device_id}},
                 UpdateExpression="SET last_payload_at = :at",
-                ConditionExpression="attribute_not_exists(last_payload_at) OR last_payload_at < :at",
-                ExpressionAttributeValues={":at": {"S": stamp(payload.captured_at)}},
+                ConditionExpression=(
+                    "attribute_not_exists(last_payload_at) OR last_payload_at < :at "
+                    "OR last_payload_at > :horizon"
+                ),
+                ExpressionAttributeValues={
+                    ":at": {"S": stamp(payload.captured_at)},
+                    ":horizon": {"S": _horizon(received_at)},
+                },
             )
         )
 
@@ -466,11 +655,10 @@ class Store:
         for page in self.client.get_paginator("scan").paginate(TableName=self.names.devices_table):
             for item in page["Items"]:
                 values = _plain(item)
-                heartbeat = values.get("heartbeat")
                 devices.append(
                     DeviceRecord(
                         device_id=values["device_id"],
-                        heartbeat=Heartbeat.model_validate_json(heartbeat) if heartbeat else None,
+                        heartbeat=_stored_heartbeat(values["device_id"], values.get("heartbeat")),
                         received_at=parse_stamp(values["received_at"])
                         if values.get("received_at")
                         else None,
@@ -494,26 +682,97 @@ class Store:
         )
 
     # -- config --------------------------------------------------------------------------------
-    def get_config(self) -> ControlConfig:
-        """The current control config (the defaults, revision 0, until one is stored)."""
+    def read_config(self) -> ConfigRead:
+        """The config to run with: the stored one, or when it fails validation the last good one
+        (logged, and reported in ``rejected``); the defaults, revision 0, until one is stored."""
         item = self.client.get_item(
             TableName=self.names.config_table, Key=CONFIG_KEY, ConsistentRead=True
         ).get("Item")
-        return decode_config_item(item) or ControlConfig(updated_by="default")
+        revision_attribute = (item or {}).get("revision")
+        try:
+            config = decode_config_item(item)
+        except ContractError as error:
+            rejected = RejectedConfig(stored_revision(item), error.problems)
+        else:
+            return ConfigRead(
+                config or ControlConfig(updated_by="default"), None, revision_attribute
+            )
+        good = self._last_good_config()
+        log.warning(
+            "%s; running with the last good revision %d until a valid config is stored",
+            rejected.summary(),
+            good.revision,
+        )
+        return ConfigRead(good, rejected, revision_attribute)
 
-    def put_config(self, config: ControlConfig, expected_revision: int) -> bool:
-        """Store ``config`` if the stored one still has ``expected_revision``; False otherwise."""
-        return _conditionally(
+    def _last_good_config(self) -> ControlConfig:
+        item = self.client.get_item(
+            TableName=self.names.config_table, Key=LAST_GOOD_KEY, ConsistentRead=True
+        ).get("Item")
+        try:
+            config = decode_config_item(item)
+        except ContractError as error:
+            log.error("the last good config copy is invalid too, using the defaults: %s", error)
+            config = None
+        return config or ControlConfig(updated_by="default")
+
+    def get_config(self) -> ControlConfig:
+        """The config to run with (:meth:`read_config`'s ``config``)."""
+        return self.read_config().config
+
+    def put_config(
+        self, config: ControlConfig, expected_revision: int | dict[str, Any] | None
+    ) -> bool:
+        """Store ``config`` (already validated) if the stored item's revision is still
+        ``expected_revision``; False otherwise. Then keep it as the last good copy.
+
+        Args:
+            config: the new config.
+            expected_revision: the revision read, or the stored ``revision`` attribute exactly as
+                read (:attr:`ConfigRead.revision_attribute`: a damaged item's may be anything),
+                or None when the item had none.
+
+        Raises:
+            ConfigTooLargeError: ``config`` is larger than :data:`CONFIG_MAX_BYTES`.
+        """
+        size = len(config.model_dump_json().encode())
+        if size > CONFIG_MAX_BYTES:
+            raise ConfigTooLargeError(size)
+        expected = (
+            {"N": str(expected_revision)}
+            if isinstance(expected_revision, int)
+            else expected_revision
+        )
+        condition = "attribute_not_exists(config_id) OR attribute_not_exists(revision)"
+        values: dict[str, Any] = {}
+        if expected is not None:
+            condition += " OR revision = :expected"
+            values[":expected"] = expected
+        written = _conditionally(
             lambda: self.client.put_item(
                 TableName=self.names.config_table,
                 Item=encode_config_item(config),
-                ConditionExpression=(
-                    "attribute_not_exists(config_id) OR attribute_not_exists(revision) "
-                    "OR revision = :expected"
-                ),
-                ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),
             )
-        ).done
+        )
+        if written.done:
+            # A slower writer of an older revision must not replace a newer last good copy.
+            _conditionally(
+                lambda: self.client.put_item(
+                    TableName=self.names.config_table,
+                    Item=encode_config_item(config, LAST_GOOD_ID),
+                    ConditionExpression=(
+                        "attribute_not_exists(revision) OR NOT attribute_type(revision, :number) "
+                        "OR revision < :revision"
+                    ),
+                    ExpressionAttributeValues={
+                        ":number": {"S": "N"},
+                        ":revision": {"N": str(config.revision)},
+                    },
+                )
+            )
+        return written.done
 
     # -- alerts --------------------------------------------------------------------------------
     def create_alert(self, alert: Alert) -> bool:
@@ -527,36 +786,92 @@ class Store:
         ).done
 
     def resolve_alert(self, resolved: Alert) -> Alert | None:
-        """Mark an alert RESOLVED (keeping who acked it); None when its record does not exist."""
+        """Mark an alert RESOLVED (keeping who acked it); None when its record did not exist
+        (then ``resolved`` is written as its record: the resolve overtook the open)."""
         ttl = int(
             (resolved.resolved_at + timedelta(days=RESOLVED_ALERT_RETENTION_DAYS)).timestamp()
         )
+        sets = (
+            "SET #state = :resolved, resolved_at = if_not_exists(resolved_at, :at), "
+            "updated_at = :at, #value = :value, message = :message, expires_at = :ttl"
+        )
+        values = {
+            ":resolved": {"S": "RESOLVED"},
+            ":at": {"S": stamp(resolved.resolved_at)},
+            ":value": _attribute(resolved.value),
+            ":message": {"S": resolved.message},
+            ":ttl": {"N": str(ttl)},
+        }
+        if resolved.frame_key:
+            sets += ", frame_key = :frame"
+            values[":frame"] = {"S": resolved.frame_key}
+        for _ in range(2):
+            written = _conditionally(
+                lambda: self.client.update_item(
+                    TableName=self.names.alerts_table,
+                    Key={"alert_id": {"S": resolved.alert_id}},
+                    UpdateExpression=sets,
+                    ConditionExpression="attribute_exists(alert_id)",
+                    ExpressionAttributeNames={"#state": "state", "#value": "value"},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+            )
+            if written.done:
+                return item_to_alert(written.response["Attributes"])
+            # Created only if still missing: an open written meanwhile is updated instead.
+            if _conditionally(
+                lambda: self.client.put_item(
+                    TableName=self.names.alerts_table,
+                    Item=alert_to_item(resolved, expires_at=ttl),
+                    ConditionExpression="attribute_not_exists(alert_id)",
+                )
+            ).done:
+                return None
+        raise StateConflictError(f"alert {resolved.alert_id} kept changing while it was resolved")
+
+    def claim_notification(self, alert_id: str, state: str, *, now: datetime) -> Claim:
+        """Claim sending the notification of ``alert_id`` entering ``state``.
+
+        Returns:
+            ``"claimed"`` for the one caller that should send it now, ``"sent"`` when it was sent
+            already, ``"busy"`` while another caller's claim (younger than
+            :data:`NOTIFICATION_CLAIM_S`) holds it.
+        """
+        stale = now - timedelta(seconds=NOTIFICATION_CLAIM_S)
         written = _conditionally(
             lambda: self.client.update_item(
                 TableName=self.names.alerts_table,
-                Key={"alert_id": {"S": resolved.alert_id}},
-                UpdateExpression=(
-                    "SET #state = :resolved, resolved_at = if_not_exists(resolved_at, :at), "
-                    "updated_at = :at, #value = :value, message = :message, expires_at = :ttl"
+                Key={"alert_id": {"S": alert_id}},
+                UpdateExpression="SET #claim = :now",
+                ConditionExpression=(
+                    "attribute_exists(alert_id) AND attribute_not_exists(#sent) "
+                    "AND (attribute_not_exists(#claim) OR #claim < :stale)"
                 ),
-                ConditionExpression="attribute_exists(alert_id)",
-                ExpressionAttributeNames={"#state": "state", "#value": "value"},
-                ExpressionAttributeValues={
-                    ":resolved": {"S": "RESOLVED"},
-                    ":at": {"S": stamp(resolved.resolved_at)},
-                    ":value": _attribute(resolved.value),
-                    ":message": {"S": resolved.message},
-                    ":ttl": {"N": str(ttl)},
+                ExpressionAttributeNames={
+                    "#claim": f"notifying_{state}",
+                    "#sent": f"notified_{state}",
                 },
-                ReturnValues="ALL_NEW",
+                ExpressionAttributeValues={
+                    ":now": {"S": stamp(now)},
+                    ":stale": {"S": stamp(stale)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         )
         if written.done:
-            return item_to_alert(written.response["Attributes"])
-        self.client.put_item(
-            TableName=self.names.alerts_table, Item=alert_to_item(resolved, expires_at=ttl)
+            return "claimed"
+        return "sent" if f"notified_{state}" in written.response.get("Item", {}) else "busy"
+
+    def mark_notified(self, alert_id: str, state: str, *, now: datetime) -> None:
+        """Record that the notification of ``alert_id`` entering ``state`` was sent."""
+        self.client.update_item(
+            TableName=self.names.alerts_table,
+            Key={"alert_id": {"S": alert_id}},
+            UpdateExpression="SET #sent = :now",
+            ExpressionAttributeNames={"#sent": f"notified_{state}"},
+            ExpressionAttributeValues={":now": {"S": stamp(now)}},
         )
-        return None
 
     def ack_alert(
         self, alert_id: str, *, by: str, at: datetime
@@ -653,8 +968,8 @@ class Store:
                     "at": f"{stamp(at)}#{uuid.uuid4().hex[:8]}",
                     "action": action,
                     "who": who,
-                    "old": json.dumps(old, sort_keys=True),
-                    "new": json.dumps(new, sort_keys=True),
+                    "old": _compact_json(old),
+                    "new": _compact_json(new),
                     "expires_at": epoch_s(at + timedelta(days=AUDIT_RETENTION_DAYS)),
                 }
             ),

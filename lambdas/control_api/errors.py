@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from kit.core.contracts import ContractError
@@ -11,6 +12,7 @@ ERROR_CODES = {
     401: "unauthorized",
     404: "not_found",
     409: "conflict",
+    413: "too_large",
     422: "unprocessable",
 }
 
@@ -66,5 +68,12 @@ class ApiError(Exception):
         for name in ("field", "allowed", "value", "problems"):
             value = getattr(self, name)
             if value is not None:
-                body[name] = value
+                body[name] = _json_safe(value)
         return body
+
+
+def _json_safe(value: Any) -> Any:
+    # A bad value may be NaN or infinity, which strict JSON cannot carry: show it as text.
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value

@@ -2,8 +2,9 @@
 
 Routes are exactly :data:`kit.core.backend.CONTROL_API_ROUTES` (``infra/`` creates the same ones);
 each is a few lines over :mod:`lambdas.control_api.service` and :mod:`lambdas.store`. Every route
-but ``GET /health`` needs an identity (:mod:`lambdas.control_api.auth`). Errors answer
-``{"error", "message", "field"?, "allowed"?, "value"?, "problems"?}``.
+but ``GET /health`` needs an identity (:mod:`lambdas.control_api.auth`). Request bodies are read
+by :mod:`lambdas.control_api.body` (413 over 1 MiB, 400 for anything but a JSON object). Errors
+answer ``{"error", "message", "field"?, "allowed"?, "value"?, "problems"?}``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kit.core.timefmt import stamp
 from lambdas import runtime
 from lambdas.control_api import params, service
 from lambdas.control_api.auth import user_from_event
+from lambdas.control_api.body import request_json
 from lambdas.control_api.errors import ApiError
 from lambdas.health import describe_device
 from lambdas.store import BadCursorError
@@ -122,27 +124,33 @@ def health() -> dict[str, Any]:
 
 
 @route("GET /config")
-def get_config() -> dict[str, Any]:
-    return runtime.services().store.get_config().model_dump(mode="json")
+def get_config() -> Response:
+    """The config the backend runs with; while the stored one is invalid, the last good one, with
+    headers naming the invalid revision and its problem."""
+    read = runtime.services().store.read_config()
+    return _json(200, read.config.model_dump(mode="json"), service.rejected_config_headers(read))
 
 
 @route("PUT /config")
 def put_config() -> dict[str, Any]:
-    body = service.json_body(app.current_event.decoded_body)
+    body = request_json(app.current_event.raw_event)
     config = service.replace_config(runtime.services(), body, who=_user(), if_match=_if_match())
     return config.model_dump(mode="json")
 
 
 @route("GET /config/{camera}")
-def get_camera_config(camera: str) -> dict[str, Any]:
+def get_camera_config(camera: str) -> Response:
     camera_id = params.identifier(camera, "camera")
-    return service.camera_config(runtime.services(), camera_id)
+    services = runtime.services()
+    read = services.store.read_config()
+    settings = service.camera_config(services, camera_id, read)
+    return _json(200, settings, service.rejected_config_headers(read))
 
 
 @route("PUT /config/{camera}")
 def put_camera_config(camera: str) -> dict[str, Any]:
     camera_id = params.identifier(camera, "camera")
-    body = service.json_body(app.current_event.decoded_body)
+    body = request_json(app.current_event.raw_event)
     services = runtime.services()
     service.replace_camera(services, camera_id, body, who=_user(), if_match=_if_match())
     return service.camera_config(services, camera_id)

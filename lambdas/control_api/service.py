@@ -7,16 +7,19 @@ old -> new.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+from aws_lambda_powertools import Logger
 
 from kit.core.contracts import (
     Alert,
     CameraOverrides,
     ContractError,
     ControlConfig,
+    camera_object_key_problem,
+    camera_object_prefix,
     parse,
     utc_now,
 )
@@ -25,26 +28,34 @@ from kit.core.timefmt import stamp
 from lambdas.alerts import RuleState
 from lambdas.control_api.errors import ApiError
 from lambdas.runtime import Services
-from lambdas.store import CameraRecord
+from lambdas.store import CameraRecord, ConfigRead, ConfigTooLargeError
+
+logger = Logger(service="control-api", child=True)
+
+REJECTED_REVISION_HEADER = "X-Evk-Config-Rejected-Revision"
+"""Set on ``GET /config`` answers while the stored config fails validation: its revision."""
+REJECTED_PROBLEM_HEADER = "X-Evk-Config-Problem"
+"""Set with :data:`REJECTED_REVISION_HEADER`: what is wrong with it, on one line."""
 
 
-def json_body(raw: str | None) -> dict[str, Any]:
-    """The request body as a JSON object; 400 otherwise."""
-    if not raw:
-        raise ApiError.bad_field("body", None, "a JSON object")
-    try:
-        body = json.loads(raw)
-    except ValueError as error:
-        raise ApiError.bad_field("body", raw[:80], f"valid JSON ({error})") from None
-    if not isinstance(body, dict):
-        raise ApiError.bad_field("body", raw[:80], "a JSON object")
-    return body
+def rejected_config_headers(read: ConfigRead) -> dict[str, str]:
+    """Headers telling an operator that the stored config is invalid and which one runs instead
+    (none when the stored config is valid)."""
+    if read.rejected is None:
+        return {}
+    revision = read.rejected.revision
+    summary = f"{read.rejected.summary()}; serving the last good revision {read.config.revision}"
+    text = "".join(c if " " <= c <= "~" else "?" for c in summary)
+    return {
+        REJECTED_REVISION_HEADER: str(revision) if revision is not None else "unknown",
+        REJECTED_PROBLEM_HEADER: text[:500],
+    }
 
 
 def _save(
     services: Services,
     *,
-    current: ControlConfig,
+    read: ConfigRead,
     candidate: dict[str, Any],
     who: str,
     entity: str,
@@ -55,7 +66,7 @@ def _save(
 ) -> ControlConfig:
     values = {
         **candidate,
-        "revision": current.revision + 1,
+        "revision": read.next_revision,
         "updated_at": stamp(now),
         "updated_by": who,
     }
@@ -68,8 +79,19 @@ def _save(
     if problems:
         lines = "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']})" for p in problems)
         raise ApiError(422, f"unknown model: {lines}", problems=problems)
-    if not services.store.put_config(config, expected_revision=current.revision):
+    try:
+        saved = services.store.put_config(config, expected_revision=read.revision_attribute)
+    except ConfigTooLargeError as error:
+        raise ApiError(
+            422, str(error), field="body", allowed=error.allowed, value=error.size
+        ) from None
+    if not saved:
         raise ApiError(409, "the config changed while it was being saved; read it again and retry")
+    if read.rejected is not None:
+        logger.info(
+            "the invalid stored config is replaced",
+            extra={"rejected_revision": read.rejected.revision, "revision": config.revision},
+        )
     services.store.write_audit(
         entity=entity, action=action, who=who, at=now, old=old, new=new_of(config)
     )
@@ -91,8 +113,13 @@ def _check_revision(current: ControlConfig, expected: int | None, field: str) ->
 def replace_config(
     services: Services, body: dict[str, Any], *, who: str, if_match: int | None = None
 ) -> ControlConfig:
-    """PUT /config: the whole config; ``revision`` (body or If-Match), when sent, must be current."""
-    current = services.store.get_config()
+    """PUT /config: the whole config; ``revision`` (body or If-Match), when sent, must be current.
+
+    While the stored config fails validation, "current" is the last good one the backend runs
+    with (what ``GET /config`` answers); a valid PUT replaces the invalid one.
+    """
+    read = services.store.read_config()
+    current = read.config
     _check_revision(current, if_match, "If-Match")
     if "revision" in body:
         if not isinstance(body["revision"], int) or isinstance(body["revision"], bool):
@@ -101,7 +128,7 @@ def replace_config(
     candidate = {k: v for k, v in body.items() if k not in ("updated_at", "updated_by")}
     return _save(
         services,
-        current=current,
+        read=read,
         candidate=candidate,
         who=who,
         entity="config",
@@ -125,14 +152,15 @@ def replace_camera(
         overrides = parse(CameraOverrides, body)
     except ContractError as error:
         raise ApiError.from_contract(error) from None
-    current = services.store.get_config()
+    read = services.store.read_config()
+    current = read.config
     _check_revision(current, if_match, "If-Match")
     candidate = current.model_dump(mode="json")
     old = candidate["cameras"].get(camera_id)
     candidate["cameras"][camera_id] = overrides.model_dump(mode="json", exclude_none=True)
     return _save(
         services,
-        current=current,
+        read=read,
         candidate=candidate,
         who=who,
         entity=f"config/{camera_id}",
@@ -163,9 +191,11 @@ def require_camera(
     )
 
 
-def camera_config(services: Services, camera_id: str) -> dict[str, Any]:
+def camera_config(
+    services: Services, camera_id: str, read: ConfigRead | None = None
+) -> dict[str, Any]:
     """GET /config/{camera}: the settings it runs with, and its own overrides."""
-    config = services.store.get_config()
+    config = (read or services.store.read_config()).config
     require_camera(services, camera_id, config)
     overrides = config.cameras.get(camera_id)
     return {
@@ -241,11 +271,32 @@ def acknowledge(services: Services, alert_id: str, *, who: str) -> dict[str, Any
 
 
 def latest_frame(services: Services, camera_id: str, expires_s: int) -> dict[str, Any]:
-    """GET /frames/latest: a presigned URL of the camera's newest annotated frame."""
+    """GET /frames/latest: a presigned URL of the camera's newest annotated frame.
+
+    Only a key under the camera's own ``frames/<device>/<camera>/`` prefix is ever presigned:
+    the processor refuses payloads pointing elsewhere, and a key stored before it did is refused
+    here (404).
+    """
     record = require_camera(services, camera_id)
     if record is None or not record.frame_key:
         raise ApiError(
             404, f"camera {camera_id!r} has published no frame yet", field="camera", value=camera_id
+        )
+    problem = camera_object_key_problem(
+        record.frame_key, device_id=record.device_id, camera_id=camera_id, kinds=("frames",)
+    )
+    if problem:
+        logger.warning(
+            "a stored frame key lies outside its camera's prefix; no link is given",
+            extra={"camera_id": camera_id, "device_id": record.device_id, "problem": problem},
+        )
+        own = camera_object_prefix("frames", record.device_id or "<device>", camera_id)
+        raise ApiError(
+            404,
+            f"camera {camera_id!r} has no frame that may be linked: its stored frame key lies "
+            f"outside {own}",
+            field="camera",
+            value=camera_id,
         )
     return {
         "camera_id": camera_id,

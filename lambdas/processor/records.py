@@ -9,14 +9,22 @@ A message is a :data:`kit.core.contracts.EdgeMessage`: a detection payload or a 
   replay) is stored but does not drive alerts: the rules always judge the newest data.
 - A heartbeat replaces the device's kept heartbeat unless a newer one is kept already.
 
-Anything invalid raises, and the batch reports that record as failed.
+Processors run in parallel: a payload's rule states are written only while it is still its
+camera's newest, from the states the previous newest left (:meth:`lambdas.alerts.AlertDesk.apply`);
+when another payload got there first the record fails with
+:class:`~lambdas.alerts.StateConflictError` and its retry finds out again whether it is newest.
+
+Anything invalid raises :class:`~kit.core.contracts.ContractError` (a body that is not JSON, breaks
+its contract, points at an object outside its camera's prefix, or is dated more than
+:data:`~kit.core.contracts.MAX_CLOCK_SKEW_S` after the queue accepted it); the batch reports that
+record as failed and the queue's redrive policy moves it to the dead-letter queue.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -51,17 +59,20 @@ def process_detection(
         camera's newest) and ``alerts``: ``[{"alert_id", "state"}]`` written and notified.
     """
     store = services.store
+    received_at = received_at or utc_now()
     store.put_detection(payload)
-    camera = store.touch_camera(payload, received_at or utc_now())
+    camera = store.touch_camera(payload, received_at)
     summary: dict[str, Any] = {"payload_id": payload.payload_id, "evaluated": False, "alerts": []}
     if camera is None:
         return summary
-    store.touch_device(payload)
+    store.touch_device(payload, received_at)
     camera_settings = config.for_camera(payload.camera_id)
     window = history_needed(camera_settings)
-    history = store.recent_samples(payload.camera_id, window) if window else []
-    for rule, evaluation in evaluate_payload(camera_settings, payload, history):
-        outcome = RuleOutcome(
+    history = (
+        store.recent_samples(payload.camera_id, window, until=payload.captured_at) if window else []
+    )
+    outcomes = [
+        RuleOutcome(
             camera_id=payload.camera_id,
             rule=rule,
             evaluation=evaluation,
@@ -71,8 +82,12 @@ def process_detection(
             frame_key=payload.frame_key,
             payload_id=payload.payload_id,
         )
-        applied = services.alerts.apply(outcome, camera.rules.get(rule.key))
-        summary["alerts"] += [{"alert_id": a, "state": s} for a, s in applied.sent]
+        for rule, evaluation in evaluate_payload(camera_settings, payload, history)
+    ]
+    applied = services.alerts.apply(outcomes, camera.rules, newest_payload_id=payload.payload_id)
+    summary["alerts"] = [
+        {"alert_id": alert_id, "state": state} for rule in applied for alert_id, state in rule.sent
+    ]
     summary["evaluated"] = True
     return summary
 
@@ -92,12 +107,20 @@ def with_stable_payload_id(body: str) -> str:
     """
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body
     if not isinstance(data, dict) or data.get("kind") != "detection" or "payload_id" in data:
         return body
     data["payload_id"] = hashlib.sha256(body.encode()).hexdigest()[:32]
     return json.dumps(data)
+
+
+def queued_at(record: SQSRecord) -> datetime:
+    """When the queue accepted ``record`` (its ``SentTimestamp``; now, when it carries none)."""
+    try:
+        return datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return utc_now()
 
 
 def handle_record(
@@ -110,7 +133,9 @@ def handle_record(
         message_id=record.message_id, payload_id=None, camera_id=None, device_id=None
     )
     try:
-        message = parse_edge_message(with_stable_payload_id(record.body))
+        message = parse_edge_message(
+            with_stable_payload_id(record.body), queued_at=queued_at(record)
+        )
     except ContractError as error:
         logger.warning(
             "message rejected: it breaks its contract",

@@ -64,7 +64,15 @@ class BackendHarness:
         body.update(fields)
         return body
 
-    def sqs_record(self, body: Any, *, message_id: str | None = None, receive_count: int = 1):
+    def sqs_record(
+        self,
+        body: Any,
+        *,
+        message_id: str | None = None,
+        receive_count: int = 1,
+        sent_at: datetime | None = None,
+    ):
+        """An SQS record of ``body``, accepted by the queue at ``sent_at`` (default: now)."""
         text = body if isinstance(body, str) else json.dumps(body)
         record = copy.deepcopy(self._sqs_template)
         record.update(
@@ -75,6 +83,9 @@ class BackendHarness:
         )
         record.pop("md5OfMessageAttributes", None)
         record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+        sent_ms = int((sent_at or datetime.now(UTC)).timestamp() * 1000)
+        record["attributes"]["SentTimestamp"] = str(sent_ms)
+        record["attributes"]["ApproximateFirstReceiveTimestamp"] = str(sent_ms)
         return record
 
     def sqs_event(self, *bodies: Any) -> dict[str, Any]:

@@ -374,12 +374,25 @@ def test_devices_report_health_from_their_heartbeats(harness, event_json):
         "cameras": {"cam": {"state": "failed", "error": "RTSP 401"}},
     }
     idle = {**heartbeat, "device_id": "demo-3", "cameras": {}}
-    harness.process(heartbeat, failing, idle)
+    no_model = {
+        **heartbeat,
+        "device_id": "demo-4",
+        "cameras": {"cam": {"state": "degraded", "error": "cannot fetch model shelf:7"}},
+    }
+    full_disk = {**heartbeat, "device_id": "demo-5", "spool_error": "the disk is full"}
+    harness.process(heartbeat, failing, idle, no_model, full_disk)
 
     status, body = harness.api("GET", "/devices")
 
     health = {d["device_id"]: d["health"] for d in body["items"]}
-    assert status == 200 and health == {"demo-1": "RUNNING", "demo-2": "ERROR", "demo-3": "STOPPED"}
+    assert status == 200 and health == {
+        "demo-1": "RUNNING",
+        "demo-2": "ERROR",
+        "demo-3": "STOPPED",
+        "demo-4": "DEGRADED",
+        "demo-5": "DEGRADED",
+    }
+    assert body["items"][4]["spool_error"] == "the disk is full"
     demo1 = body["items"][0]
     assert demo1["cameras"]["shelf-1"]["fps"] == 14.8 and demo1["heartbeat_age_s"] < 60
 

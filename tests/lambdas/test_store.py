@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from kit.core.contracts import Alert, ControlConfig, DetectionPayload, Heartbeat, parse
+from kit.core.contracts import Alert, ControlConfig, DetectionPayload, Heartbeat, parse, utc_now
+from lambdas.store import NOTIFICATION_CLAIM_S
 
 
 def detection(harness, seconds: float) -> DetectionPayload:
@@ -41,16 +42,39 @@ def test_a_camera_s_newest_payload_moves_it_on_and_an_older_one_does_not(harness
     assert store.get_camera("shelf-1").last_payload_id == newest.payload_id
 
 
-def test_a_rule_state_is_replaced_only_from_the_state_it_was_computed_from(harness, t0):
+def test_rule_states_are_replaced_only_from_the_states_they_were_computed_from(harness, t0):
     store = harness.store
-    assert not store.replace_rule_state("shelf-1", "low", '{"v": 1}', None)  # no camera yet
-    store.touch_camera(detection(harness, 0), received_at=t0)
+    missing = store.replace_rule_states("shelf-1", {"low": ('{"v": 1}', None)})
+    assert (missing.done, missing.current) == (False, {})  # no camera yet
+    first = detection(harness, 0)
+    store.touch_camera(first, received_at=t0)
 
-    assert store.replace_rule_state("shelf-1", "low", '{"v": 1}', None)
-    assert not store.replace_rule_state("shelf-1", "low", '{"v": 2}', None)
-    assert not store.replace_rule_state("shelf-1", "low", '{"v": 2}', '{"v": 0}')
-    assert store.replace_rule_state("shelf-1", "low", '{"v": 2}', '{"v": 1}')
+    assert store.replace_rule_states("shelf-1", {"low": ('{"v": 1}', None)}).done
+    stale = store.replace_rule_states("shelf-1", {"low": ('{"v": 2}', None)})
+    assert (stale.done, stale.current) == (False, {"low": '{"v": 1}'})  # as it is now
+    assert not store.replace_rule_states("shelf-1", {"low": ('{"v": 2}', '{"v": 0}')}).done
+    assert store.replace_rule_states("shelf-1", {"low": ('{"v": 2}', '{"v": 1}')}).done
+    # all or none: one stale expectation refuses every change
+    assert not store.replace_rule_states(
+        "shelf-1", {"low": ('{"v": 3}', '{"v": 2}'), "high": ('{"v": 1}', '{"v": 9}')}
+    ).done
     assert store.get_camera("shelf-1").rules == {"low": '{"v": 2}'}
+
+
+def test_rule_states_are_written_only_while_the_payload_judged_is_the_newest(harness, t0):
+    store = harness.store
+    older, newer = detection(harness, 0), detection(harness, 5)
+    store.touch_camera(older, received_at=t0)
+    store.touch_camera(newer, received_at=t0)
+
+    stale = store.replace_rule_states(
+        "shelf-1", {"low": ('{"v": 1}', None)}, newest_payload_id=older.payload_id
+    ).done
+    current = store.replace_rule_states(
+        "shelf-1", {"low": ('{"v": 1}', None)}, newest_payload_id=newer.payload_id
+    ).done
+
+    assert (stale, current) == (False, True)
 
 
 def test_a_device_keeps_its_newest_heartbeat_and_payload_time(harness, t0):
@@ -62,8 +86,8 @@ def test_a_device_keeps_its_newest_heartbeat_and_payload_time(harness, t0):
 
     assert store.record_heartbeat(newer, received_at=t0)
     assert not store.record_heartbeat(older, received_at=t0)
-    store.touch_device(detection(harness, 10))
-    store.touch_device(detection(harness, 5))  # older: no change, no error
+    store.touch_device(detection(harness, 10), received_at=t0)
+    store.touch_device(detection(harness, 5), received_at=t0)  # older: no change, no error
 
     [device] = store.list_devices()
     assert device.heartbeat.app_version == "2"
@@ -127,3 +151,21 @@ def test_a_failure_other_than_the_condition_raises(harness, t0):
 
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         harness.store.create_alert(open_alert(t0))
+
+
+def test_a_notification_is_claimed_by_one_caller_until_sent_or_expired(harness, t0):
+    store = harness.store
+    alert = open_alert(t0)
+    store.create_alert(alert)
+    now = utc_now()
+
+    first = store.claim_notification(alert.alert_id, "OPEN", now=now)
+    second = store.claim_notification(alert.alert_id, "OPEN", now=now)
+    later = store.claim_notification(
+        alert.alert_id, "OPEN", now=now + timedelta(seconds=NOTIFICATION_CLAIM_S + 1)
+    )
+    store.mark_notified(alert.alert_id, "OPEN", now=now)
+    after_sending = store.claim_notification(alert.alert_id, "OPEN", now=now)
+
+    assert (first, second, later, after_sending) == ("claimed", "busy", "claimed", "sent")
+    assert store.claim_notification(alert.alert_id, "RESOLVED", now=now) == "claimed"

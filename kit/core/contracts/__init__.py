@@ -13,12 +13,14 @@ Examples:
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from kit.core.contracts.base import (
+    INTEGER_MAX,
     SCHEMA_VERSION,
     Contract,
     ContractError,
@@ -41,11 +43,14 @@ from kit.core.contracts.control import (
     ZoneSpec,
 )
 from kit.core.contracts.detection import (
+    CAMERA_OBJECT_KINDS,
     Box,
     Detection,
     DetectionPayload,
     FrameSize,
     LineCount,
+    camera_object_key_problem,
+    camera_object_prefix,
     new_payload_id,
 )
 from kit.core.contracts.health import Alert, CameraHealth, DroppedCounts, Heartbeat
@@ -57,18 +62,63 @@ EdgeMessage = Annotated[DetectionPayload | Heartbeat, Field(discriminator="kind"
 _edge_message_adapter: TypeAdapter[DetectionPayload | Heartbeat] = TypeAdapter(EdgeMessage)
 
 
-def parse_edge_message(data: Any) -> DetectionPayload | Heartbeat:
+MAX_CLOCK_SKEW_S = 300
+"""How far after the moment the queue accepted a message a device's timestamp may lie (a device
+clock running ahead). A later one is refused: a payload dated in 2099 would stay its camera's
+newest for ever, and no real payload after it would drive the rules."""
+
+
+def device_clock_problems(
+    message: DetectionPayload | Heartbeat, *, queued_at: datetime
+) -> list[dict[str, Any]]:
+    """The device timestamps of ``message`` dated more than :data:`MAX_CLOCK_SKEW_S` after
+    ``queued_at`` (when the queue accepted it), as :class:`ContractError` problems."""
+    latest = queued_at + timedelta(seconds=MAX_CLOCK_SKEW_S)
+    if isinstance(message, DetectionPayload):
+        stamps = {"captured_at": message.captured_at}
+    else:
+        stamps = {"sent_at": message.sent_at} | {
+            f"cameras.{camera_id}.last_frame_at": camera.last_frame_at
+            for camera_id, camera in message.cameras.items()
+            if camera.last_frame_at is not None
+        }
+    allowed = (
+        f"at most {MAX_CLOCK_SKEW_S} s after the queue accepted the message "
+        f"({queued_at.isoformat()}); is the device's clock ahead?"
+    )
+    return [
+        {"field": field, "value": moment.isoformat(), "allowed": allowed}
+        for field, moment in stamps.items()
+        if moment > latest
+    ]
+
+
+def parse_edge_message(
+    data: Any, *, queued_at: datetime | None = None
+) -> DetectionPayload | Heartbeat:
     """Validate a queue message body as a :data:`EdgeMessage` (JSON text or a dict).
 
+    Args:
+        data: the body.
+        queued_at: when the queue accepted the message; when given, a device timestamp more
+            than :data:`MAX_CLOCK_SKEW_S` later is refused too (:func:`device_clock_problems`).
+
     Raises:
-        ContractError: when the body is not valid JSON, has no known ``kind`` or breaks its contract.
+        ContractError: when the body is not valid JSON, has no known ``kind``, breaks its contract
+            or is dated in the future.
     """
     try:
         if isinstance(data, str | bytes | bytearray):
-            return _edge_message_adapter.validate_json(data)
-        return _edge_message_adapter.validate_python(data)
+            message = _edge_message_adapter.validate_json(data)
+        else:
+            message = _edge_message_adapter.validate_python(data)
     except ValidationError as error:
         raise contract_error("EdgeMessage", error) from None
+    if queued_at is not None:
+        problems = device_clock_problems(message, queued_at=queued_at)
+        if problems:
+            raise ContractError(type(message).__name__, problems)
+    return message
 
 
 CONTRACTS: dict[str, type[Contract]] = {
@@ -100,6 +150,9 @@ def export_schemas(directory: str | Path) -> list[Path]:
 
 
 __all__ = [
+    "CAMERA_OBJECT_KINDS",
+    "INTEGER_MAX",
+    "MAX_CLOCK_SKEW_S",
     "RULE_TYPES",
     "SCHEMA_VERSION",
     "Alert",
@@ -128,6 +181,9 @@ __all__ = [
     "RisingTrendRule",
     "Rule",
     "ZoneSpec",
+    "camera_object_key_problem",
+    "camera_object_prefix",
+    "device_clock_problems",
     "export_schemas",
     "json_schemas",
     "new_payload_id",

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -21,12 +22,16 @@ IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 ALIAS_PATTERN = r"^[a-z][a-z0-9_\-]{0,31}$"
 PREFIX_PATTERN = r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"
+CLASS_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]{1,64}$"
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 PATTERN_HELP = {
     IDENTIFIER_PATTERN: "1-64 characters: letters, digits, '_', '.', '-', starting with a letter or digit",
     MODEL_NAME_PATTERN: "1-63 characters: lower-case letters, digits, '_', '-'",
     PREFIX_PATTERN: "3-24 lower-case letters, digits, '-', starting with a letter",
     ALIAS_PATTERN: "an alias: 1-32 lower-case letters, digits, '_', '-', starting with a letter",
+    CLASS_NAME_PATTERN: "1-64 characters, none of them a control character (newline, tab, ...)",
+    SINGLE_LINE_PATTERN: "text without control characters (newline, tab, ...)",
 }
 """Readable descriptions of the identifier patterns, used in error messages."""
 
@@ -43,7 +48,44 @@ ModelName = Annotated[
     Field(description=PATTERN_HELP[MODEL_NAME_PATTERN]),
 ]
 
-ClassName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ClassName = Annotated[
+    str,
+    StringConstraints(pattern=CLASS_NAME_PATTERN),
+    Field(description=PATTERN_HELP[CLASS_NAME_PATTERN]),
+]
+"""A class name: any text a model's labels use, but one line without control characters (class
+names reach alert subjects, and SNS refuses control characters there)."""
+
+SingleLine = Annotated[
+    str,
+    StringConstraints(pattern=SINGLE_LINE_PATTERN),
+    Field(description=PATTERN_HELP[SINGLE_LINE_PATTERN]),
+]
+"""Free text that may reach an alert's subject or a log line: no control characters."""
+
+INTEGER_MAX = 2**53 - 1
+"""The largest integer any contract field takes: every JSON reader (a double) holds it exactly,
+and counts and thresholds stay far inside what a DynamoDB number and a float hold."""
+
+
+def _a_json_number(value: Any) -> Any:
+    # JSON says what a number is: true/false and "5" are not numbers, whatever Python makes of them.
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not the boolean {str(value).lower()}")
+    if isinstance(value, str | bytes | bytearray):
+        raise ValueError(f"must be a number, not the text {value!r}")
+    return value
+
+
+_NUMBER_ONLY = BeforeValidator(_a_json_number)
+
+Integer = Annotated[int, _NUMBER_ONLY, Field(ge=-INTEGER_MAX, le=INTEGER_MAX)]
+"""An integer: a JSON number with no fraction (``5`` or ``5.0``); not ``true``, not ``"5"``."""
+NonNegativeInteger = Annotated[int, _NUMBER_ONLY, Field(ge=0, le=INTEGER_MAX)]
+PositiveInteger = Annotated[int, _NUMBER_ONLY, Field(ge=1, le=INTEGER_MAX)]
+Real = Annotated[float, _NUMBER_ONLY]
+"""A finite number (every contract refuses ``NaN``, ``Infinity`` and overflowing ``1e309``)."""
+NonNegativeReal = Annotated[float, _NUMBER_ONLY, Field(ge=0.0)]
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -52,8 +94,19 @@ def _require_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
-"""A timezone-aware timestamp, normalised to UTC."""
+def _timestamp_not_number(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        raise ValueError(
+            f"must be an ISO 8601 time with a timezone, e.g. 2026-01-31T12:00:00Z, not the number "
+            f"{value!r}"
+        )
+    return value
+
+
+UtcDatetime = Annotated[
+    datetime, BeforeValidator(_timestamp_not_number), AfterValidator(_require_utc)
+]
+"""A timezone-aware timestamp (ISO 8601 text in JSON), normalised to UTC."""
 
 
 def _check_schema_version(value: str) -> str:
@@ -80,9 +133,15 @@ def utc_now() -> datetime:
 
 
 class Contract(BaseModel):
-    """Base of every message: strict about unknown fields, immutable, JSON friendly."""
+    """Base of every message: strict about unknown fields, immutable, JSON friendly.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    Numbers are finite: ``NaN``, ``Infinity`` and ``1e309`` (which JSON readers turn into
+    infinity) are refused in every float field, since JSON cannot carry them back out.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class ContractError(ValueError):
@@ -113,7 +172,13 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    if isinstance(value, int) and value.bit_length() > 200:
+        # repr of an integer of more than 4,300 digits raises; the size says enough.
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from kit.core.contracts.base import (
     SCHEMA_VERSION,
     ClassName,
     Contract,
     Identifier,
+    Integer,
+    NonNegativeInteger,
+    PositiveInteger,
+    Real,
     SchemaVersion,
+    SingleLine,
     UtcDatetime,
     utc_now,
 )
@@ -32,11 +37,15 @@ from kit.core.rules import (
     evaluate_silence,
 )
 
-Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
+Point = tuple[Annotated[Real, Field(ge=0.0, le=1.0)], Annotated[Real, Field(ge=0.0, le=1.0)]]
 """(x, y) normalised to the frame: (0, 0) top-left, (1, 1) bottom-right."""
 
 REFRESH_MIN_S = 1
 REFRESH_MAX_S = 3600
+SLOPE_MIN = 0.0001
+SLOPE_MAX = 1_000_000
+"""Bounds of ``rising_trend``'s ``min_slope_per_min``: an alert records it as its threshold, and
+DynamoDB numbers hold neither 1e-300 nor 1e300."""
 
 
 class ZoneSpec(Contract):
@@ -76,8 +85,8 @@ class _Rule(Contract):
     name: Identifier | None = Field(
         default=None, description="unique per camera; defaults to the type"
     )
-    enabled: bool = True
-    cooldown_s: NonNegativeInt = Field(
+    enabled: StrictBool = True
+    cooldown_s: NonNegativeInteger = Field(
         default=300, le=86400, description="no new alert for the same rule within this many seconds"
     )
 
@@ -97,7 +106,7 @@ class CountBelowRule(_Rule):
 
     type: Literal["count_below"] = "count_below"
     class_name: ClassName
-    threshold: NonNegativeInt
+    threshold: NonNegativeInteger
     zone: Identifier | None = None
 
     def evaluate(self, observation: Observation) -> Evaluation:
@@ -111,7 +120,7 @@ class CountAboveRule(_Rule):
 
     type: Literal["count_above"] = "count_above"
     class_name: ClassName
-    threshold: NonNegativeInt
+    threshold: NonNegativeInteger
     zone: Identifier | None = None
 
     def evaluate(self, observation: Observation) -> Evaluation:
@@ -132,10 +141,18 @@ class RisingTrendRule(_Rule):
     type: Literal["rising_trend"] = "rising_trend"
     class_name: ClassName
     zone: Identifier | None = None
-    window: int = Field(default=12, ge=3, le=1000, description="number of latest payloads fitted")
-    min_points: int = Field(default=6, ge=3, le=1000)
-    min_slope_per_min: float = Field(default=1.0, gt=0.0, description="objects per minute")
-    max_age_s: PositiveInt = Field(default=3600, le=7 * 86400)
+    window: Integer = Field(
+        default=12, ge=3, le=1000, description="number of latest payloads fitted"
+    )
+    min_points: Integer = Field(default=6, ge=3, le=1000)
+    min_slope_per_min: Real = Field(
+        default=1.0,
+        ge=SLOPE_MIN,
+        le=SLOPE_MAX,
+        description=f"objects per minute, {SLOPE_MIN:g} to {SLOPE_MAX:g} (slopes are judged to "
+        "4 decimals)",
+    )
+    max_age_s: PositiveInteger = Field(default=3600, le=7 * 86400)
 
     @model_validator(mode="after")
     def _points_fit_window(self) -> RisingTrendRule:
@@ -162,9 +179,9 @@ class PpeViolationRule(_Rule):
     type: Literal["ppe_violation"] = "ppe_violation"
     person_class: ClassName = "person"
     helmet_class: ClassName = "helmet"
-    head_fraction: float = Field(default=0.3, gt=0.0, le=1.0)
-    min_overlap: float = Field(default=0.3, gt=0.0, le=1.0)
-    min_confidence: float = Field(default=0.4, ge=0.0, le=1.0)
+    head_fraction: Real = Field(default=0.3, gt=0.0, le=1.0)
+    min_overlap: Real = Field(default=0.3, gt=0.0, le=1.0)
+    min_confidence: Real = Field(default=0.4, ge=0.0, le=1.0)
     zone: Identifier | None = None
 
     def evaluate(self, observation: Observation) -> Evaluation:
@@ -178,7 +195,7 @@ class CameraSilentRule(_Rule):
     on_schedule: ClassVar[bool] = True
 
     type: Literal["camera_silent"] = "camera_silent"
-    factor: float = Field(default=3.0, ge=1.0, le=1000.0)
+    factor: Real = Field(default=3.0, ge=1.0, le=1000.0)
 
     def evaluate(self, observation: Observation) -> Evaluation:
         """Seconds from the newest payload to the observation's moment, against
@@ -202,8 +219,8 @@ class CameraSettings(Contract):
     """Everything one camera runs with (the defaults of a config, or one camera resolved)."""
 
     model: ModelRef | None = None
-    confidence: float = Field(default=0.25, ge=0.0, le=1.0)
-    refresh_s: int = Field(default=5, ge=REFRESH_MIN_S, le=REFRESH_MAX_S)
+    confidence: Real = Field(default=0.25, ge=0.0, le=1.0)
+    refresh_s: Integer = Field(default=5, ge=REFRESH_MIN_S, le=REFRESH_MAX_S)
     rules: list[Rule] = Field(default_factory=list, max_length=50)
     zones: list[ZoneSpec] = Field(default_factory=list, max_length=50)
     lines: list[LineSpec] = Field(default_factory=list, max_length=50)
@@ -227,8 +244,8 @@ class CameraOverrides(Contract):
     """Per-camera overrides: a field left out (None) falls back to the config's defaults."""
 
     model: ModelRef | None = None
-    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
-    refresh_s: int | None = Field(default=None, ge=REFRESH_MIN_S, le=REFRESH_MAX_S)
+    confidence: Real | None = Field(default=None, ge=0.0, le=1.0)
+    refresh_s: Integer | None = Field(default=None, ge=REFRESH_MIN_S, le=REFRESH_MAX_S)
     rules: list[Rule] | None = Field(default=None, max_length=50)
     zones: list[ZoneSpec] | None = Field(default=None, max_length=50)
     lines: list[LineSpec] | None = Field(default=None, max_length=50)
@@ -250,9 +267,9 @@ class ControlConfig(Contract):
     """
 
     schema_version: SchemaVersion = SCHEMA_VERSION
-    revision: NonNegativeInt = 0
+    revision: NonNegativeInteger = 0
     updated_at: UtcDatetime = Field(default_factory=utc_now)
-    updated_by: str = "system"
+    updated_by: SingleLine = Field(default="system", max_length=256)
     defaults: CameraSettings = Field(default_factory=CameraSettings)
     cameras: dict[Identifier, CameraOverrides] = Field(default_factory=dict)
 

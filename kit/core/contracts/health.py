@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, model_validator
+from pydantic import Field, model_validator
 
 from kit.core.contracts.base import (
     SCHEMA_VERSION,
     Contract,
     Identifier,
+    NonNegativeInteger,
+    NonNegativeReal,
+    Real,
     SchemaVersion,
+    SingleLine,
     UtcDatetime,
     utc_now,
 )
@@ -30,8 +34,8 @@ class Alert(Contract):
     rule: Identifier = Field(description="the rule's key on the camera (its name or type)")
     rule_type: RuleType
     state: AlertState = "OPEN"
-    value: float
-    threshold: float
+    value: Real
+    threshold: Real
     message: str = ""
     opened_at: UtcDatetime
     updated_at: UtcDatetime
@@ -52,24 +56,27 @@ class Alert(Contract):
         return self
 
 
-CameraState = Literal["starting", "running", "reconnecting", "failed", "stopped", "ended"]
+CameraState = Literal[
+    "starting", "running", "degraded", "reconnecting", "failed", "stopped", "ended"
+]
+"""``degraded``: frames arrive but the model the camera should run cannot be loaded."""
 
 
 class CameraHealth(Contract):
     state: CameraState
-    fps: NonNegativeFloat = 0.0
+    fps: NonNegativeReal = 0.0
     last_frame_at: UtcDatetime | None = None
     model: ModelRef | None = None
-    frames_published: NonNegativeInt = 0
-    reconnects: NonNegativeInt = 0
+    frames_published: NonNegativeInteger = 0
+    reconnects: NonNegativeInteger = 0
     error: str | None = Field(default=None, max_length=2000)
 
 
 class DroppedCounts(Contract):
     """Items the spool had to drop because its disk bound was reached."""
 
-    frames: NonNegativeInt = 0
-    payloads: NonNegativeInt = 0
+    frames: NonNegativeInteger = 0
+    payloads: NonNegativeInteger = 0
 
 
 class Heartbeat(Contract):
@@ -78,10 +85,15 @@ class Heartbeat(Contract):
     kind: Literal["heartbeat"] = "heartbeat"
     schema_version: SchemaVersion = SCHEMA_VERSION
     device_id: Identifier
-    app_version: str = Field(min_length=1, max_length=64)
+    app_version: SingleLine = Field(min_length=1, max_length=64)
     sent_at: UtcDatetime = Field(default_factory=utc_now)
-    uptime_s: NonNegativeFloat
+    uptime_s: NonNegativeReal
     cameras: dict[Identifier, CameraHealth] = Field(default_factory=dict)
-    spool_depth: NonNegativeInt = 0
-    spool_bytes: NonNegativeInt = 0
+    spool_depth: NonNegativeInteger = 0
+    spool_bytes: NonNegativeInteger = 0
     dropped: DroppedCounts = Field(default_factory=DroppedCounts)
+    spool_error: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="why the spool cannot keep everything on disk (a full or read-only disk)",
+    )

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import (
-    Field,
-    NonNegativeInt,
-    PositiveInt,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from kit.core.contracts.base import (
     ALIAS_PATTERN,
@@ -19,6 +12,9 @@ from kit.core.contracts.base import (
     ClassName,
     Contract,
     ModelName,
+    NonNegativeInteger,
+    PositiveInteger,
+    Real,
     SchemaVersion,
     UtcDatetime,
     utc_now,
@@ -35,7 +31,7 @@ class ModelRef(Contract):
     """Which model: a registry name and a version number or an alias (``production``, ``latest``)."""
 
     name: ModelName
-    version: PositiveInt | Alias = "latest"
+    version: PositiveInteger | Alias = "latest"
 
     def __str__(self) -> str:
         return f"{self.name}:{self.version}"
@@ -49,7 +45,7 @@ class ModelArtifact(Contract):
 
     file: str = Field(min_length=1, description="path relative to models/<name>/<version>/")
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    size_bytes: NonNegativeInt
+    size_bytes: NonNegativeInteger
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     target: str | None = Field(default=None, description="Neo target device, when compiled")
 
@@ -59,13 +55,13 @@ class ModelMetadata(Contract):
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     name: ModelName
-    version: PositiveInt
+    version: PositiveInteger
     task: Literal["detect"] = "detect"
     classes: list[ClassName] = Field(min_length=1, max_length=1000)
-    input_size: PositiveInt = Field(le=4096, description="square input size in pixels (imgsz)")
-    stride: PositiveInt = 32
+    input_size: PositiveInteger = Field(le=4096, description="square input size in pixels (imgsz)")
+    stride: PositiveInteger = 32
     formats: dict[ExportFormat, ModelArtifact] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, Real] = Field(default_factory=dict)
     parent: ModelRef | None = None
     dataset: str | None = Field(
         default=None, description="datasets/<name>/<version>/ it was trained on"
