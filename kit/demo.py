@@ -11,16 +11,24 @@
 5. deploys the edge app to the local device ``demo-1`` with the three cameras;
 6. serves the dashboard with Voila and prints its URL.
 
-It then waits; Ctrl-C (or ``kit demo --stop`` from another shell, after ``--detach``) stops what it
-started: the dashboard, the device and the local stack (whose data is kept for the next run).
+It then waits; Ctrl-C, SIGTERM (what a service manager or ``make`` sends) or ``kit demo --stop``
+from another shell (after ``--detach``) stops what it started: the dashboard and the device
+together, then the local stack (whose data is kept for the next run). An interrupted start
+stops what it had started too. While stopping, Ctrl-C and SIGTERM are ignored, so that no
+process is left behind half-stopped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,20 +199,56 @@ def start_dashboard(settings: Settings, port: int) -> str:
     return url
 
 
-def stop_demo(settings: Settings) -> None:
-    """Stop the dashboard, the demo device and the local stack (data kept for the next run)."""
-    from kit.deploy.local import LocalDevice
-    from kit.local import LocalStack
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def _signals(handler: object) -> Iterator[None]:
+    """Handle :data:`STOP_SIGNALS` with ``handler`` meanwhile (main thread only: elsewhere
+    Python delivers no signal)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+def _stop_dashboard(settings: Settings) -> None:
     from kit.local.processes import stop_service
 
     dashboard = dashboard_record(settings)
     if dashboard is not None:
         stop_service(dashboard)
-        _dashboard_record_file(settings).unlink()
+        _dashboard_record_file(settings).unlink(missing_ok=True)
+
+
+def _stop_device(settings: Settings) -> None:
+    from kit.deploy.local import LocalDevice
+
     device = LocalDevice(settings, DEVICE_ID)
     if device.process_state() == "running":
         device.stop()
-    counts = LocalStack(settings).down()
+
+
+def stop_demo(settings: Settings) -> None:
+    """Stop the dashboard and the demo device (together), then the local stack (data kept for
+    the next run). Ctrl-C and SIGTERM are ignored meanwhile."""
+    from kit.local import LocalStack
+
+    with _signals(signal.SIG_IGN):
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-stop") as pool:
+            stopping = [pool.submit(_stop_dashboard, settings), pool.submit(_stop_device, settings)]
+        for stopped in stopping:
+            stopped.result()
+        counts = LocalStack(settings).down()
     print(f"demo stopped; local data saved ({sum(counts.values())} items)")
 
 
@@ -212,12 +256,37 @@ def run_demo(
     settings: Settings, *, port: int = 8866, detach: bool = False, dashboard: bool = True
 ) -> int:
     """Everything in the module docstring; returns the exit code."""
+    started = time.monotonic()
+    with _signals(_interrupt):
+        try:
+            url = _start(settings, port=port, dashboard=dashboard)
+            print(f"\nready in {time.monotonic() - started:.0f} s")
+            if url:
+                print(f"\n  dashboard:  {url}\n")
+            print("  alerts:     kit alerts tail      (the e-mails the alerts topic sends)")
+            print("  devices:    kit devices")
+            if detach:
+                print("  stop with:  kit demo --stop")
+                return 0
+            print("  stop with:  Ctrl-C")
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            # A second Ctrl-C must not cut the stop short (and leave processes behind).
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+            print("\nstopping ...", flush=True)
+        stop_demo(settings)
+    return 0
+
+
+def _start(settings: Settings, *, port: int, dashboard: bool) -> str | None:
+    """Steps 1 to 6; the dashboard's URL (None without the dashboard)."""
     from kit.demo_models import register_demo_models
     from kit.deploy.local import deploy_local
     from kit.deploy.status import device_status, format_devices
     from kit.local import LocalStack
 
-    started = time.monotonic()
     print("1/6 local stack ...", flush=True)
     status = LocalStack(settings).up()
     print(f"    AWS endpoint {status.endpoint_url}, control API {settings.control_api_url()}")
@@ -254,26 +323,10 @@ def run_demo(
     deploy_local(settings, DEVICE_ID, cameras=cameras, ship_model=False, heartbeat_s=5)
     _wait_for_device(settings, timeout_s=120)
     print(format_devices([s for s in device_status(settings) if s.device_id == DEVICE_ID]))
-    url = None
-    if dashboard:
-        print("6/6 dashboard ...", flush=True)
-        url = start_dashboard(settings, port)
-    print(f"\nready in {time.monotonic() - started:.0f} s")
-    if url:
-        print(f"\n  dashboard:  {url}\n")
-    print("  alerts:     kit alerts tail      (the e-mails the alerts topic sends)")
-    print("  devices:    kit devices")
-    if detach:
-        print("  stop with:  kit demo --stop")
-        return 0
-    print("  stop with:  Ctrl-C")
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        print("\nstopping ...")
-    stop_demo(settings)
-    return 0
+    if not dashboard:
+        return None
+    print("6/6 dashboard ...", flush=True)
+    return start_dashboard(settings, port)
 
 
 def _wait_for_device(settings: Settings, timeout_s: float) -> None:

@@ -8,6 +8,10 @@ function's result back into status, headers and body the way API Gateway does (a
 ``statusCode`` becomes a 200 JSON body). A request that matches no route gets API Gateway's
 ``404 {"message":"Not Found"}`` without invoking the function.
 
+:class:`HttpApiServer` serves it over HTTP/1.1 with Tornado's server: concurrent connections,
+keep-alive, 400 for a malformed request, 413 for a body over API Gateway's 10 MB quota (read
+and dropped, never held in memory).
+
 Examples:
     >>> match_route("GET", "/config/shelf-1", ["GET /config", "GET /config/{camera}"])
     ('GET /config/{camera}', {'camera': 'shelf-1'})
@@ -15,6 +19,7 @@ Examples:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -22,15 +27,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
+
+from tornado import httputil
+from tornado.httpserver import HTTPServer
+from tornado.iostream import StreamClosedError
+from tornado.netutil import bind_sockets
 
 from kit.local.lambda_events import LOCAL_ACCOUNT_ID
 
 log = logging.getLogger(__name__)
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before the server accepts them."""
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded")
 
 
@@ -157,10 +169,116 @@ def http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 
 Invoke = Callable[[dict[str, Any]], Any]
 
+API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
+"""The largest request body API Gateway HTTP APIs take (their 10 MB payload quota); a larger one
+gets 413 here too, and its bytes are read and dropped as they come, never held in memory."""
+DISCARD_LIMIT_BYTES = 1024**3
+"""A body declared larger than this is not even read: the connection gets 400 and is closed."""
+BODY_TIMEOUT_S = 60.0
+"""A request whose body takes longer to arrive is dropped (its connection closed)."""
+IDLE_CONNECTION_TIMEOUT_S = 75.0
+"""A kept-alive connection idle this long is closed."""
+_JSON = [("Content-Type", "application/json")]
+
+
+def _problem(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, list(_JSON), json.dumps({"message": message}).encode()
+
+
+class _Exchange(httputil.HTTPMessageDelegate):
+    """One request on one connection: collects the body (up to the limit), then answers."""
+
+    def __init__(self, server: HttpApiServer, connection: httputil.HTTPConnection, client: str):
+        self.server = server
+        self.connection = connection
+        self.client = client
+        self.start_line: httputil.RequestStartLine | None = None
+        self.headers: httputil.HTTPHeaders | None = None
+        self.chunks: list[bytes] = []
+        self.received = 0
+        self.too_large = False
+        self.responding: asyncio.Future | None = None
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> None:
+        assert isinstance(start_line, httputil.RequestStartLine)
+        self.start_line = start_line
+        self.headers = headers
+        declared = headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.server.max_body_bytes:
+            self.too_large = True
+
+    def data_received(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self.received > self.server.max_body_bytes:
+            self.too_large = True
+            self.chunks.clear()
+        if not self.too_large:
+            self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        # Kept referenced until done: the event loop holds tasks weakly.
+        self.responding = asyncio.ensure_future(self._respond())
+
+    def on_connection_close(self) -> None:
+        self.chunks.clear()
+
+    async def _respond(self) -> None:
+        assert self.start_line is not None and self.headers is not None
+        method, target = self.start_line.method, self.start_line.path
+        if self.too_large:
+            limit = self.server.max_body_bytes
+            log.info("%s %s -> 413 (body of %d bytes)", method, target, self.received)
+            answer = _problem(413, f"Request Entity Too Large: the limit is {limit:,} bytes")
+        else:
+            body = b"".join(self.chunks)
+            self.chunks.clear()
+            answer = await asyncio.get_running_loop().run_in_executor(
+                self.server.executor,
+                self.server.handle,
+                method,
+                target,
+                list(self.headers.get_all()),
+                body,
+                self.client,
+            )
+        try:
+            self._write(method, *answer)
+        except StreamClosedError:
+            return
+        except (ValueError, UnicodeEncodeError):
+            log.exception("the response to %s %s has an invalid header", method, target)
+            self._write(method, *_problem(500, "Internal Server Error"))
+
+    def _write(
+        self, method: str, status: int, headers: list[tuple[str, str]], payload: bytes
+    ) -> None:
+        response_headers = httputil.HTTPHeaders()
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                response_headers.add(name, value)
+        if status not in (204, 304):
+            response_headers["Content-Length"] = str(len(payload))
+        bodiless = method == "HEAD" or status in (204, 304)
+        self.connection.write_headers(
+            httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses.get(status, "")),
+            response_headers,
+            None if bodiless or not payload else payload,
+        )
+        self.connection.finish()
+
 
 class HttpApiServer:
-    """Serves ``routes`` on ``host:port`` by invoking ``invoke(event)`` (one request at a time,
-    like one Lambda instance).
+    """Serves ``routes`` on ``host:port`` by invoking ``invoke(event)``, as API Gateway does.
+
+    The server is Tornado's HTTP/1.1 server on its own thread: connections are accepted and
+    read concurrently (keep-alive, a listen backlog of :data:`LISTEN_BACKLOG`), a malformed
+    request (bad ``Content-Length``, bad request line or header) gets 400, a body over
+    ``max_body_bytes`` gets 413 without being kept in memory. The function itself runs one
+    invocation at a time, like one Lambda instance.
 
     Examples:
         >>> server = HttpApiServer(lambda e: {"ok": True}, ["GET /health"], port=0)  # doctest: +SKIP
@@ -175,30 +293,77 @@ class HttpApiServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        max_body_bytes: int = API_GATEWAY_MAX_BODY_BYTES,
     ):
         self.invoke = invoke
         self.routes = tuple(routes)
+        self.max_body_bytes = max_body_bytes
         self._invoke_lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._request_handler())
-        self._server.daemon_threads = True
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="http-api")
+        self._sockets = bind_sockets(port, host, backlog=LISTEN_BACKLOG)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._sockets[0].getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="http-api", daemon=True
-        )
+        """Serve on a thread of its own (returns once the server accepts connections)."""
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self._listen())
+            ready.set()
+            self._loop.run_forever()
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, name="http-api", daemon=True)
         self._thread.start()
+        ready.wait()
+
+    async def _listen(self) -> None:
+        server = self
+
+        class Connections(httputil.HTTPServerConnectionDelegate):
+            def start_request(
+                self, server_conn: object, request_conn: httputil.HTTPConnection
+            ) -> httputil.HTTPMessageDelegate:
+                context = getattr(request_conn, "context", None)
+                client = getattr(context, "remote_ip", None) or "127.0.0.1"
+                return _Exchange(server, request_conn, client)
+
+        self._server = HTTPServer(
+            Connections(),
+            max_body_size=DISCARD_LIMIT_BYTES,
+            body_timeout=BODY_TIMEOUT_S,
+            idle_connection_timeout=IDLE_CONNECTION_TIMEOUT_S,
+        )
+        self._server.add_sockets(self._sockets)
+
+    async def _close(self) -> None:
+        assert self._server is not None
+        self._server.stop()
+        await self._server.close_all_connections()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
+        """Stop listening, close every connection, and end the server's thread."""
+        if self._loop is None or self._thread is None:
+            for sock in self._sockets:
+                sock.close()
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
+        except (TimeoutError, RuntimeError) as error:
+            log.warning("closing the HTTP connections: %s", error)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def handle(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, client: str
@@ -207,7 +372,7 @@ class HttpApiServer:
         path = target.partition("?")[0]
         matched = match_route(method, path, self.routes)
         if matched is None:
-            return 404, [("Content-Type", "application/json")], b'{"message":"Not Found"}'
+            return 404, list(_JSON), b'{"message":"Not Found"}'
         route_key, path_parameters = matched
         host = dict((k.lower(), v) for k, v in headers).get("host", "localhost")
         event = http_api_event(
@@ -224,47 +389,11 @@ class HttpApiServer:
         try:
             with self._invoke_lock:
                 result = self.invoke(event)
+            status, response_headers, response_body = http_response(result)
         except Exception:
             log.exception("the control API function failed on %s %s", method, path)
-            return (
-                500,
-                [("Content-Type", "application/json")],
-                b'{"message":"Internal Server Error"}',
-            )
-        status, response_headers, response_body = http_response(result)
+            return _problem(500, "Internal Server Error")
         log.info(
             "%s %s -> %d (%.1f ms)", method, path, status, (time.perf_counter() - started) * 1000
         )
         return status, response_headers, response_body
-
-    def _request_handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, headers, payload = server.handle(
-                    self.command,
-                    self.path,
-                    list(self.headers.items()),
-                    body,
-                    self.client_address[0],
-                )
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in ("content-length", "connection"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                log.debug("http: " + format, *args)
-
-        return Handler

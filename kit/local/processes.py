@@ -77,6 +77,31 @@ def start_service(
     return ServiceRecord(name, process.pid, create_time, argv, str(log_file), url)
 
 
+def _running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``processes`` still running. One that exited counts as stopped even before its
+    parent reaps it: an orphan's new parent (the init process) may take seconds to."""
+    running = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.Error:
+            continue
+    return running
+
+
+def _wait_stopped(processes: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait until none of ``processes`` runs or ``timeout_s`` passed; return those still running."""
+    deadline = time.monotonic() + timeout_s
+    interval = 0.01
+    alive = _running(processes)
+    while alive and time.monotonic() < deadline:
+        time.sleep(interval)
+        interval = min(interval * 2, 0.1)
+        alive = _running(alive)
+    return alive
+
+
 def stop_service(record: ServiceRecord, timeout_s: float = 10.0) -> bool:
     """Stop the process (and its process group) by pid: SIGTERM, then SIGKILL after ``timeout_s``.
 
@@ -91,11 +116,14 @@ def stop_service(record: ServiceRecord, timeout_s: float = 10.0) -> bool:
         os.killpg(record.pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         process.terminate()
-    _, alive = psutil.wait_procs(group, timeout=timeout_s)
+    alive = _wait_stopped(group, timeout_s)
     for straggler in alive:
         log.warning("%s (pid %d) ignored SIGTERM; killing it", record.name, straggler.pid)
-        straggler.kill()
-    psutil.wait_procs(alive, timeout=5)
+        try:
+            straggler.kill()
+        except psutil.NoSuchProcess:
+            continue
+    _wait_stopped(alive, 5)
     log.info("stopped %s (pid %d)", record.name, record.pid)
     return True
 

@@ -6,9 +6,13 @@ process, the same handler code that runs on AWS Lambda:
 - **processor**, fed by an SQS poller that behaves like Lambda's event source mapping with
   ``ReportBatchItemFailures``: it long-polls the detections queue, hands batches of up to 10
   messages over in the exact SQS event shape, deletes only the records that succeeded, and
-  leaves the failed ones to become visible again (after ``retry_after_s``, the local stand-in
-  for the queue's visibility timeout) until the queue's redrive policy moves them to the DLQ
-  after ``maxReceiveCount`` receives;
+  leaves the failed ones on the queue until its redrive policy moves them to the DLQ after
+  ``maxReceiveCount`` receives. A received batch stays hidden for the queue's own visibility
+  timeout, as on AWS: if the runner dies mid-batch, the batch comes back only after it, by
+  when the idempotency lock of the interrupted invocation (which lasts the function's
+  timeout) has expired. Records the function *reported* as failed come back sooner, after
+  ``retry_after_s``, so that a retry does not take minutes locally: the function released
+  their idempotency records when they failed;
 - **control_api**, behind an HTTP server on 127.0.0.1 that turns requests into API Gateway
   HTTP API v2 events (:mod:`kit.local.http_api`);
 - **health_check**, invoked every ``health_interval_s`` seconds with a scheduled event.
@@ -84,8 +88,8 @@ class SqsPoller:
     Args:
         settings: where the queue is.
         spec: the function (its handler, timeout and memory).
-        retry_after_s: how long a received, undeleted message stays hidden (local visibility
-            timeout); a failed record comes back after this long.
+        retry_after_s: how long a record the function reported as failed stays hidden before
+            it is retried (a received batch stays hidden for the queue's visibility timeout).
         wait_s: long-poll wait of each receive.
     """
 
@@ -110,10 +114,23 @@ class SqsPoller:
     def _queue_url_and_arn(self) -> tuple[str, str]:
         if self._queue is None:
             url = self.sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
-            arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-            self._queue = (url, arn)
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"]
+            )["Attributes"]
+            visibility_s = int(attributes["VisibilityTimeout"])
+            if visibility_s < self.spec.timeout_s:
+                # AWS refuses such a trigger: a batch could come back while still running.
+                log.error(
+                    "queue %s's visibility timeout (%d s) is shorter than %s's timeout (%d s): "
+                    "a message being processed can be delivered again; raise it to at least "
+                    "%d s",
+                    self.queue_name,
+                    visibility_s,
+                    self.spec.logical,
+                    self.spec.timeout_s,
+                    self.spec.timeout_s,
+                )
+            self._queue = (url, attributes["QueueArn"])
         return self._queue
 
     def poll_once(self) -> BatchOutcome | None:
@@ -124,7 +141,6 @@ class SqsPoller:
                 QueueUrl=url,
                 MaxNumberOfMessages=self.batch_size,
                 WaitTimeSeconds=self.wait_s,
-                VisibilityTimeout=self.retry_after_s,
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
@@ -170,6 +186,7 @@ class SqsPoller:
         outcome.succeeded = len(done)
         outcome.failed = sorted(failed)
         if failed:
+            self._retry_soon([m for m in messages if m["MessageId"] in failed], url)
             counts = {
                 m["MessageId"]: m.get("Attributes", {}).get("ApproximateReceiveCount")
                 for m in messages
@@ -183,6 +200,26 @@ class SqsPoller:
             )
         return outcome
 
+    def _retry_soon(self, messages: list[dict[str, Any]], url: str) -> None:
+        """Make failed records visible again after ``retry_after_s`` instead of the queue's
+        visibility timeout (if this fails, they come back after the visibility timeout)."""
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            try:
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {
+                            "Id": str(i),
+                            "ReceiptHandle": m["ReceiptHandle"],
+                            "VisibilityTimeout": self.retry_after_s,
+                        }
+                        for i, m in enumerate(chunk)
+                    ],
+                )
+            except (ClientError, EndpointConnectionError) as error:
+                log.warning("failed records return after the visibility timeout: %s", error)
+
 
 class LocalRunner:
     """The processor poller, the control-API server and the health-check schedule, in threads.
@@ -190,7 +227,7 @@ class LocalRunner:
     Args:
         settings: the backend to serve (the handlers are pointed at it too).
         port: the HTTP port (0: a free one; default ``settings.api_port``).
-        retry_after_s: local visibility timeout of received messages (see :class:`SqsPoller`).
+        retry_after_s: how soon a failed record is retried (see :class:`SqsPoller`).
         health_interval_s: seconds between health-check runs.
         poll_wait_s: long-poll wait of each receive.
     """

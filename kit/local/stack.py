@@ -4,11 +4,18 @@
 ``down`` snapshots the data and stops every process it started; the next ``up`` restores the
 snapshot. Everything lives under ``<state_dir>/local/``:
 
-    stack.json      endpoint, control API URL and the processes started (pid, start time,
-                    command, log): the moto server and the local Lambda runner
+    stack.json      endpoint, control API URL, the processes started (pid, start time, command,
+                    log): the moto server (:mod:`kit.local.moto_server`) and the local Lambda
+                    runner, and what the restore of the snapshot found
     logs/*.log      each process's output
-    snapshot/       the data saved by the last ``down`` (see :mod:`kit.local.snapshot`)
+    snapshot/       the data saved by ``down`` and ``snapshot``, in generations
+                    (see :mod:`kit.local.snapshot`)
     lock            serialises concurrent up/down calls
+
+``down`` loses nothing a client was told is stored: it stops the runner, closes the moto
+server's gate (requests that arrive from then on are not answered, and a device keeps their
+data to send again), waits for the requests already admitted, saves the snapshot inside the
+server, and stops it.
 
 Examples:
     >>> from kit.local.stack import LocalStack
@@ -28,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from kit.core.backend import BackendSpec, describe_backend
 from kit.core.settings import Settings, load_settings
@@ -40,12 +48,14 @@ from kit.local.processes import (
     wait_until,
 )
 from kit.local.provision import ProvisionReport, provision
-from kit.local.snapshot import restore_snapshot, save_snapshot
+from kit.local.snapshot import snapshot_summary
 
 log = logging.getLogger(__name__)
 
 MOTO_START_TIMEOUT_S = 60.0
 RUNNER_START_TIMEOUT_S = 60.0
+SNAPSHOT_TIMEOUT_S = 600.0
+"""Failure bound of a snapshot's save or restore (an hour of demo data takes seconds)."""
 
 
 def _answers(url: str) -> bool:
@@ -67,6 +77,8 @@ class StackStatus:
     resources: dict[str, list[str]] = field(default_factory=dict)
     started_at: str | None = None
     snapshot: dict | None = None
+    restored: dict | None = None
+    """What ``up`` restored (generation, counts) and the damaged files it found."""
 
     def describe(self) -> str:
         """A few readable lines for the CLI."""
@@ -82,9 +94,16 @@ class StackStatus:
             )
         for kind, names in self.resources.items():
             lines.append(f"  {kind:<10} {', '.join(names)}")
-        if self.snapshot:
+        if self.snapshot and self.snapshot.get("saved_at"):
             lines.append(
                 f"  snapshot   saved {self.snapshot['saved_at']}: {self.snapshot['counts']}"
+            )
+        for problem in (self.snapshot or {}).get("problems", []):
+            lines.append(f"  snapshot   DAMAGED {problem}")
+        for damage in (self.restored or {}).get("damaged", []):
+            lines.append(
+                f"  restore    error: {damage['file']} is damaged ({damage['problem']}): "
+                f"{damage['instead']}"
             )
         return "\n".join(lines)
 
@@ -168,9 +187,8 @@ class LocalStack:
             settings = self._settings_at(state["endpoint_url"])
             report = provision(self.spec, settings)
             if fresh:
-                restored = restore_snapshot(self.spec, settings, self.snapshot_dir)
-                if restored:
-                    log.info("restored the last snapshot: %s", restored)
+                state["restored"] = self._restore(state, moto)
+                self._write_state(state)
             self._log_report(report)
             if runner:
                 self._ensure_runner(state, settings)
@@ -192,8 +210,7 @@ class LocalStack:
                 stop_service(runner)
             moto = records.get("moto")
             if snapshot and moto is not None and moto.is_alive():
-                settings = self._settings_at(state["endpoint_url"])
-                counts = save_snapshot(self.spec, settings, self.snapshot_dir)
+                counts = self._save(state["endpoint_url"], reopen=False)
             for record in reversed(list(records.values())):
                 stop_service(record)
             self.state_file.unlink(missing_ok=True)
@@ -208,16 +225,13 @@ class LocalStack:
                 raise LocalStackError(
                     "the local stack is not running; start it with `kit local up`"
                 )
-            settings = self._settings_at(state["endpoint_url"])
-            return save_snapshot(self.spec, settings, self.snapshot_dir, keep_queued=True)
+            return self._save(state["endpoint_url"], reopen=True)
 
     def status(self) -> StackStatus:
         """Whether the stack runs, its endpoint, processes and resources."""
         state = self._read_state()
         records = self._records(state)
-        snapshot = None
-        if (self.snapshot_dir / "manifest.json").is_file():
-            snapshot = json.loads((self.snapshot_dir / "manifest.json").read_text())
+        snapshot = snapshot_summary(self.snapshot_dir)
         moto = records.get("moto")
         if state is None or moto is None or not moto.is_alive():
             return StackStatus(running=False, snapshot=snapshot)
@@ -233,6 +247,7 @@ class LocalStack:
             resources=list_resources(settings),
             started_at=state.get("started_at"),
             snapshot=snapshot,
+            restored=state.get("restored"),
         )
 
     @property
@@ -253,8 +268,19 @@ class LocalStack:
         endpoint_url = f"http://{url_host}:{port}"
         record = start_service(
             "moto",
-            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "kit.local.moto_server",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--snapshot-dir",
+                str(self.snapshot_dir),
+            ],
             self.directory / "logs" / "moto.log",
+            env=self.settings.as_env(),
             url=endpoint_url,
         )
         settings = self._settings_at(endpoint_url)
@@ -269,6 +295,9 @@ class LocalStack:
         except TimeoutError as error:
             stop_service(record)
             raise LocalStackError(f"{error}; see {record.log_file}") from None
+        except BaseException:
+            stop_service(record)  # interrupted (Ctrl-C): leave no unrecorded process behind
+            raise
         return endpoint_url, record
 
     def _ensure_runner(self, state: dict, settings: Settings) -> None:
@@ -304,9 +333,73 @@ class LocalStack:
         except TimeoutError as error:
             stop_service(record)
             raise LocalStackError(f"{error}; see {record.log_file}") from None
+        except BaseException:
+            stop_service(record)  # interrupted (Ctrl-C): leave no unrecorded process behind
+            raise
         state["services"]["runner"] = record.to_json()
         state["api_url"] = api_url
         self._write_state(state)
+
+    def _admin(self, endpoint_url: str, action: str, timeout_s: float) -> dict[str, Any]:
+        """POST ``/_evk/<action>`` to the moto server (:mod:`kit.local.moto_server`)."""
+        import requests
+
+        try:
+            response = requests.post(f"{endpoint_url}/_evk/{action}", timeout=timeout_s)
+        except requests.RequestException as error:
+            raise LocalStackError(
+                f"the moto server at {endpoint_url} did not answer {action}: {error}"
+            ) from None
+        try:
+            content = response.json()
+        except ValueError:
+            content = {"message": response.text[:200]}
+        if response.status_code >= 400:
+            raise LocalStackError(
+                f"the moto server refused {action} ({response.status_code}): "
+                f"{content.get('message', content)}"
+            )
+        return content
+
+    def _restore(self, state: dict, moto: ServiceRecord) -> dict[str, Any]:
+        """Load the newest snapshot into the fresh server; stop it if that fails."""
+        try:
+            restored = self._admin(state["endpoint_url"], "restore", SNAPSHOT_TIMEOUT_S)
+        except Exception as error:
+            stop_service(moto)
+            self.state_file.unlink(missing_ok=True)
+            raise LocalStackError(
+                f"restoring the snapshot in {self.snapshot_dir} failed, so the stack was stopped "
+                f"(the snapshot is unchanged): {error}; see {moto.log_file}"
+            ) from None
+        for damage in restored.get("damaged", []):
+            log.error(
+                "snapshot: %s is damaged (%s): %s",
+                damage["file"],
+                damage["problem"],
+                damage["instead"],
+            )
+        if restored.get("generation"):
+            log.info("restored snapshot %s: %s", restored["generation"], restored["counts"])
+        return restored
+
+    def _save(self, endpoint_url: str, *, reopen: bool) -> dict[str, int]:
+        """Close the server's gate, save a snapshot in it; open the gate again if ``reopen`` or
+        if the save failed (so that a failed ``down`` stops nothing and loses nothing)."""
+        closed = self._admin(endpoint_url, "close", SNAPSHOT_TIMEOUT_S)
+        if not closed.get("closed"):
+            log.warning("requests still running after the gate closed; saving anyway")
+        try:
+            saved = self._admin(endpoint_url, "snapshot", SNAPSHOT_TIMEOUT_S)
+        except Exception as error:
+            self._admin(endpoint_url, "open", 30)
+            raise LocalStackError(
+                f"the snapshot into {self.snapshot_dir} failed; the moto server keeps running "
+                f"with its data: {error}"
+            ) from None
+        if reopen:
+            self._admin(endpoint_url, "open", 30)
+        return saved["counts"]
 
     @staticmethod
     def _log_report(report: ProvisionReport) -> None:

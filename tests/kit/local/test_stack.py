@@ -15,16 +15,6 @@ from kit.local import LocalStack, LocalStackError
 from tests.support.wait import DEFAULT_TIMEOUT_S, process_tree, wait_until_exited
 
 
-@pytest.fixture
-def own_stack(tmp_path):
-    """A stack of this test's own (not the session's), always stopped afterwards."""
-    stack = LocalStack(
-        load_settings(state_dir=tmp_path / "state", local_port=0, prefix="lifecycle")
-    )
-    yield stack
-    stack.down(snapshot=False)
-
-
 def plain_client(service, endpoint):
     return boto3.client(
         service,
