@@ -1,6 +1,10 @@
 """``python -m edge_app --config device.yaml``: run the edge app until SIGINT/SIGTERM.
 
-The same entry point serves a plain process, a container and a Greengrass v2 component.
+The same entry point serves a plain process, a container and a Greengrass v2 component. What a
+user can get wrong before the app runs (the config, a ``settings`` value, a spool directory
+another process holds) ends it with one line naming the problem and exit status 2; what can go
+wrong once it runs (a camera, a model, the disk, the network, AWS credentials) is reported in its
+heartbeats while the rest keeps running.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import sys
 
 from edge_app.app import EdgeApp
 from edge_app.config import DeviceConfigError, load_device_config
+from edge_app.spool import SpoolInUseError
+from kit.core.settings import SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     except DeviceConfigError as error:
         print(f"edge_app: {error}", file=sys.stderr)
         return 2
-    app = EdgeApp(config)
+    try:
+        app = EdgeApp(config)
+    except (SettingsError, SpoolInUseError) as error:
+        print(f"edge_app: {args.config}: {error}", file=sys.stderr)
+        return 2
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: app.stop())
     app.run()

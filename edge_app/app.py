@@ -6,7 +6,8 @@ worker thread per camera around the device's :class:`~edge_app.runtime.DeviceRun
   camera's processor, keeps several frames in flight when the camera falls behind, and hands
   each result to the camera's runtime (counted, published every ``refresh_s``).
 - :class:`EdgeApp` — the device: the runtime (services, control, heartbeats), the cameras'
-  readers (a :class:`~edge_app.sources.CameraSet`) and their workers.
+  readers (a :class:`~edge_app.sources.CameraSet`) and their workers. A camera whose source is
+  invalid is reported ``failed`` with one line naming it; the other cameras run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from edge_app.config import DeviceConfig
 from edge_app.detectors import Detector
 from edge_app.runtime import CameraRuntime, DeviceRuntime
-from edge_app.sources import CameraSet, FrameSource
+from edge_app.sources import CameraReader, CameraSet, CameraState, FrameSource, SourceStatus
 from kit.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -175,16 +176,23 @@ class EdgeApp:
     ):
         self.config = config
         self.runtime = DeviceRuntime(config, settings=settings, open_detector=open_detector)
-        self.readers = CameraSet.from_sources(
-            {camera.id: camera.source for camera in config.cameras}
-        )
-        self.workers = {
-            camera.id: CameraWorker(
-                self.runtime.add_camera(camera, self.readers[camera.id].status),
-                self.readers[camera.id],
+        self.readers = CameraSet()
+        self.workers: dict[str, CameraWorker] = {}
+        for camera in config.cameras:
+            try:
+                reader = CameraReader(camera.id, camera.source)
+            except ValueError as error:
+                failed = SourceStatus(
+                    camera.id, "(invalid)", CameraState.FAILED, 0.0, 0, 0, 0, None,
+                    f"invalid source: {error}",
+                )  # fmt: skip
+                self.runtime.add_camera(camera, lambda failed=failed: failed)
+                log.error("camera %s: invalid source: %s; the other cameras run", camera.id, error)
+                continue
+            self.readers.add(reader)
+            self.workers[camera.id] = CameraWorker(
+                self.runtime.add_camera(camera, reader.status), reader
             )
-            for camera in config.cameras
-        }
         self._stop = threading.Event()
 
     def start(self) -> EdgeApp:
@@ -194,7 +202,9 @@ class EdgeApp:
         for worker in self.workers.values():
             worker.start()
         log.info(
-            "edge app %s started with cameras %s", self.config.device_id, ", ".join(self.workers)
+            "edge app %s started with cameras %s",
+            self.config.device_id,
+            ", ".join(self.workers) or "none",
         )
         return self
 

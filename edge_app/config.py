@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge_app.detectors.config import AutoInferenceConfig, InferenceConfig
 from kit.core.contracts import ControlConfig, ModelRef
-from kit.core.contracts.base import Identifier, contract_error
+from kit.core.contracts.base import ContractError, Identifier, contract_error
+from kit.core.settings import Settings
 
 
 class DeviceConfigError(ValueError):
@@ -69,6 +70,11 @@ class CameraConfig(_Strict):
 class SpoolConfig(_Strict):
     dir: Path = Path("spool")
     max_mb: float = Field(default=500, gt=0)
+    memory_mb: float = Field(
+        default=16,
+        gt=0,
+        description="most MB held in memory while the disk cannot take items (full, read-only)",
+    )
     fsync: bool = True
 
 
@@ -108,6 +114,18 @@ class DeviceConfig(_Strict):
             raise ValueError(f"camera ids must be unique; repeated: {repeated}")
         return self
 
+    def settings_problems(self) -> list[dict[str, Any]]:
+        """Each bad value under ``settings`` (as :class:`~kit.core.contracts.ContractError`
+        problems, the field named ``settings.<name>``); empty when they are all valid."""
+        try:
+            Settings.model_validate({**self.settings, "device_id": self.device_id})
+        except ValidationError as error:
+            return [
+                {**problem, "field": f"settings.{problem['field']}"}
+                for problem in contract_error("Settings", error).problems
+            ]
+        return []
+
     def path(self, value: Path) -> Path:
         """``value`` resolved against the config's folder."""
         return value if value.is_absolute() else (self.base_dir / value).resolve()
@@ -123,7 +141,7 @@ def load_device_config(path: str | Path) -> DeviceConfig:
     """Read and validate a device config file; relative paths inside are relative to its folder.
 
     Raises:
-        DeviceConfigError: naming the file and every bad field.
+        DeviceConfigError: naming the file and every bad field (``settings`` values too).
     """
     path = Path(path)
     try:
@@ -138,6 +156,10 @@ def load_device_config(path: str | Path) -> DeviceConfig:
         )
     data.setdefault("base_dir", str(path.resolve().parent))
     try:
-        return DeviceConfig.model_validate(data)
+        config = DeviceConfig.model_validate(data)
     except ValidationError as error:
         raise DeviceConfigError(f"{path}: {contract_error('DeviceConfig', error)}") from None
+    problems = config.settings_problems()
+    if problems:
+        raise DeviceConfigError(f"{path}: {ContractError('DeviceConfig', problems)}")
+    return config

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import requests
 
+from edge_app.clients import BackendClients, CredentialsUnavailableError
 from kit.core.config_record import CONFIG_KEY, decode_config_item
 from kit.core.contracts import ContractError, ControlConfig, parse
 from kit.core.settings import Settings
@@ -35,6 +36,8 @@ class ControlClient:
         source: ``api``, ``table``, ``none`` (only ``initial``), or ``auto`` (api if ``api_url`` is set).
         cache_file: where the last good config is kept across restarts.
         initial: used when nothing was ever fetched nor cached.
+        timeout_s: how long a request to the control API may take.
+        clients: where the DynamoDB client comes from (default: made from ``settings``).
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class ControlClient:
         cache_file: Path | None = None,
         initial: ControlConfig | None = None,
         timeout_s: float = 5.0,
+        clients: BackendClients | None = None,
     ):
         if source == "auto":
             # On aws the API wants a user's Cognito token; devices read the table with their role.
@@ -59,7 +63,7 @@ class ControlClient:
         self.timeout_s = timeout_s
         self.current: ControlConfig = self._load_cache() or initial or ControlConfig()
         self.last_error: str | None = None
-        self._dynamodb = settings.client("dynamodb") if source == "table" else None
+        self.clients = clients or BackendClients(settings)
 
     def fetch(self) -> ControlConfig:
         """The backend's config now.
@@ -75,7 +79,7 @@ class ControlClient:
             raise ControlSourceError(
                 f"the backend's control config is invalid, keeping the previous one: {error}"
             ) from None
-        except (requests.RequestException, OSError) as error:
+        except (requests.RequestException, OSError, CredentialsUnavailableError) as error:
             raise ControlSourceError(f"control config unreachable: {error}") from None
         except Exception as error:  # botocore's endpoint and client errors
             if type(error).__module__.startswith(("botocore", "boto3", "urllib3")):
@@ -121,7 +125,8 @@ class ControlClient:
         return parse(ControlConfig, response.text)
 
     def _fetch_table(self) -> ControlConfig | None:
-        item = self._dynamodb.get_item(
+        dynamodb = self.clients.client("dynamodb")
+        item = dynamodb.get_item(
             TableName=self.settings.resources.config_table, Key=CONFIG_KEY, ConsistentRead=True
         ).get("Item")
         return decode_config_item(item)
@@ -136,9 +141,20 @@ class ControlClient:
             return None
 
     def _save_cache(self, config: ControlConfig) -> None:
+        """Keep ``config`` for a restart; a disk that refuses (full, read-only) is logged: the
+        config is followed all the same."""
         if self.cache_file is None:
             return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(config.model_dump(mode="json")))
-        tmp.replace(self.cache_file)
+        try:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(config.model_dump(mode="json")))
+            tmp.replace(self.cache_file)
+        except OSError as error:
+            log.warning(
+                "control config revision %d not cached in %s (%s): a restart before the backend "
+                "is reachable starts from an older one",
+                config.revision,
+                self.cache_file,
+                error.strerror or error,
+            )

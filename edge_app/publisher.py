@@ -4,9 +4,11 @@ Every outgoing item — the annotated frame for S3, crops, then the payload for 
 in the on-disk :class:`~edge_app.spool.Spool`; one sender thread sends them strictly in order and
 removes each once the backend accepted it. While S3 or SQS cannot be reached the sender backs off
 (exponentially, up to ``retry_max_s``) and items wait on disk, within the spool's byte bound
-(frames are dropped before payloads, oldest first, and counted). A crash loses nothing either:
-the spool is reopened with its items on the next start. A payload sent twice after a crash is
-harmless: the processor is idempotent on ``payload_id``.
+(frames are dropped before payloads, oldest first, and counted). The same holds while AWS
+credentials cannot be had (a device that booted without network): the clients are made once
+they can be (:class:`~edge_app.clients.BackendClients`). A crash loses nothing either: the spool
+is reopened with its items on the next start. A payload sent twice after a crash is harmless:
+the processor is idempotent on ``payload_id``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge_app.spool import Spool, SpoolItem
+from edge_app.clients import BackendClients
+from edge_app.spool import ReplayResult, Spool, SpoolItem
 from kit.core.contracts import DetectionPayload, Heartbeat
 from kit.core.settings import Settings
 
@@ -55,6 +58,8 @@ class Publisher:
         settings: where the bucket and the detections queue are.
         spool: the on-disk spool (owned by the caller, who closes it).
         retry_max_s: the longest wait between two attempts while the backend is unreachable.
+        retry_min_s: the first wait after a failed attempt.
+        clients: where the S3 and SQS clients come from (default: made from ``settings``).
     """
 
     def __init__(
@@ -64,14 +69,14 @@ class Publisher:
         *,
         retry_max_s: float = 30.0,
         retry_min_s: float = 0.5,
+        clients: BackendClients | None = None,
     ):
         self.settings = settings
         self.spool = spool
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.stats = PublisherStats()
-        self._s3 = settings.client("s3")
-        self._sqs = settings.client("sqs")
+        self.clients = clients or BackendClients(settings, retry_max_s=retry_max_s)
         self._queue_url: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -137,7 +142,11 @@ class Publisher:
         delay = self.retry_min_s
         while not self._stop.is_set():
             self._wake.clear()
-            result = self.spool.replay_pending(self._send)
+            try:
+                result = self.spool.replay_pending(self._send)
+            except Exception as error:  # noqa: BLE001 - the sender must outlive any one failure
+                log.exception("spool replay failed")
+                result = ReplayResult(0, self.spool.depth, error=error)
             if result.error is None:
                 if not self.stats.backend_reachable:
                     log.info("backend reachable again; spool drained")
@@ -158,7 +167,7 @@ class Publisher:
 
     def _send(self, item: SpoolItem) -> None:
         if item.kind.value == "frame":
-            self._s3.put_object(
+            self.clients.client("s3").put_object(
                 Bucket=self.settings.resources.bucket,
                 Key=item.meta["key"],
                 Body=item.body,
@@ -166,11 +175,11 @@ class Publisher:
             )
             self.stats.sent_frames += 1
             return
+        sqs = self.clients.client("sqs")
         if self._queue_url is None:
-            self._queue_url = self._sqs.get_queue_url(
-                QueueName=self.settings.resources.detections_queue
-            )["QueueUrl"]
-        self._sqs.send_message(
+            queue = self.settings.resources.detections_queue
+            self._queue_url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        sqs.send_message(
             QueueUrl=self._queue_url,
             MessageBody=item.body.decode(),
             MessageAttributes={

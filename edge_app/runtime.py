@@ -3,12 +3,13 @@
 - :class:`ModelStore` — resolves a :class:`~kit.core.contracts.ModelRef` to a model file (shipped
   with the app, cached, or downloaded from the registry and checksum-verified) and loads each
   model once; several cameras share a loaded model.
-- :class:`DeviceServices` — what a device talks to: settings, the spool and its publisher, the
-  model store, the control client.
+- :class:`DeviceServices` — what a device talks to: settings, the AWS clients (made once
+  credentials can be had), the spool and its publisher, the model store, the control client.
 - :class:`CameraRuntime` — one camera: its :class:`~edge_app.pipeline.CameraProcessor` (model +
   control settings), control changes applied between frames (a new model is loaded in the
-  background while the current one keeps running), results counted and published every
-  ``refresh_s``, its health.
+  background while the current one keeps running; one the registry could not deliver is tried
+  again with backoff), results counted and published every ``refresh_s``, its health
+  (``degraded`` while the model it should run cannot be loaded).
 - :class:`DeviceRuntime` — the device: services, cameras, the control loop, heartbeats, shutdown.
 
 Two shells drive a :class:`DeviceRuntime`: :class:`edge_app.app.EdgeApp` (a reader and a worker
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_app.clients import BackendClients, LazyClient
 from edge_app.config import CameraConfig, DeviceConfig
 from edge_app.control import ControlClient
 from edge_app.detectors import Detector, load_detector
@@ -38,7 +40,7 @@ from edge_app.publisher import Publisher
 from edge_app.sources import Frame, SourceStatus
 from edge_app.spool import Spool
 from kit.core.contracts import CameraHealth, CameraSettings, ControlConfig, Heartbeat, ModelRef
-from kit.core.registry import RegistryReader
+from kit.core.registry import RegistryError, RegistryReader
 from kit.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -46,12 +48,32 @@ log = logging.getLogger(__name__)
 SHUTDOWN_JOIN_S = 5.0
 """How long closing waits for the control and heartbeat threads."""
 
+MODEL_RETRY_MIN_S = 5.0
+"""The first wait before a model the registry could not deliver is asked for again."""
+
+MODEL_RETRY_MAX_S = 300.0
+"""The longest wait between two attempts at a model the registry could not deliver."""
+
+SPOOL_ERROR_HEARTBEATS = 3
+"""A spool's disk problem is reported for this many heartbeat intervals after the last item it
+cost, so a disk that is full now and then between heartbeats is not reported as well."""
+
 ResultCallback = Callable[[FrameResult, np.ndarray | None], None]
 """Called with each handled result and its rendered frame (None when it was not published)."""
 
 
 class ModelStoreError(RuntimeError):
-    """A model cannot be found, downloaded, verified or loaded; the message says which and why."""
+    """A model cannot be found, downloaded, verified or loaded; the message says which and why.
+
+    Attributes:
+        retryable: the registry could not be asked (no network or credentials yet, an S3
+            error): the same model may load later. False when the answer was final (no such
+            model, a bad checksum, a file that does not load).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ModelStore:
@@ -99,7 +121,10 @@ class ModelStore:
             resolved = self.registry.resolve(ref)
             path = self.registry.download(resolved, "onnx", cache_dir=self.cache_dir)
         except Exception as error:  # registry lookups, S3 and checksum errors alike
-            raise ModelStoreError(f"cannot fetch model {ref} from the registry: {error}") from error
+            raise ModelStoreError(
+                f"cannot fetch model {ref} from the registry: {error}",
+                retryable=not isinstance(error, RegistryError | ValueError),
+            ) from error
         return resolved, Path(path)
 
     def load(self, ref: ModelRef) -> tuple[ModelRef, Detector]:
@@ -123,14 +148,15 @@ class ModelStore:
 
 @dataclass
 class DeviceServices:
-    """What a device talks to: settings, the spool and its publisher, the model store, and the
-    control client."""
+    """What a device talks to: settings, the AWS clients, the spool and its publisher, the model
+    store, and the control client."""
 
     settings: Settings
     spool: Spool
     publisher: Publisher
     models: ModelStore
     control: ControlClient
+    clients: BackendClients
 
     @classmethod
     def from_config(
@@ -148,23 +174,34 @@ class DeviceServices:
             open_detector: how a model file becomes a detector (default: `load_detector` with
                 the config's ``inference`` settings).
 
-        The control client starts from the config's ``control`` until the backend's arrives.
+        The control client starts from the config's ``control`` until the backend's arrives. No
+        AWS call is made here: a device starts without network or credentials, and its clients
+        are made once they can be.
+
+        Raises:
+            kit.core.settings.SettingsError: a bad ``settings`` value (or ``EVK_*`` variable).
+            edge_app.spool.SpoolInUseError: another process holds the spool directory.
         """
         settings = settings or load_settings(**{**config.settings, "device_id": config.device_id})
+        clients = BackendClients(settings, retry_max_s=config.backend_retry_max_s)
         spool = Spool(
             config.path(config.spool.dir),
             max_bytes=int(config.spool.max_mb * 1e6),
             fsync=config.spool.fsync,
+            memory_max_bytes=int(config.spool.memory_mb * 1e6),
+            error_hold_s=SPOOL_ERROR_HEARTBEATS * config.heartbeat_s,
         )
         cache_dir = config.path(config.model_cache_dir)
         return cls(
             settings=settings,
             spool=spool,
-            publisher=Publisher(settings, spool, retry_max_s=config.backend_retry_max_s),
+            publisher=Publisher(
+                settings, spool, retry_max_s=config.backend_retry_max_s, clients=clients
+            ),
             models=ModelStore(
                 preloaded={key: config.path(path) for key, path in config.models.items()},
                 registry=RegistryReader(
-                    settings.client("s3"), settings.resources.bucket, cache_dir=cache_dir
+                    LazyClient(clients, "s3"), settings.resources.bucket, cache_dir=cache_dir
                 ),
                 cache_dir=cache_dir,
                 open_detector=open_detector or partial(load_detector, inference=config.inference),
@@ -174,7 +211,9 @@ class DeviceServices:
                 source=config.control_source,
                 cache_file=config.path(config.spool.dir).parent / "control-config.json",
                 initial=config.control,
+                clients=clients,
             ),
+            clients=clients,
         )
 
     def close(self) -> None:
@@ -189,8 +228,10 @@ class CameraRuntime:
     It holds the camera's :class:`~edge_app.pipeline.CameraProcessor` (model + control
     settings). New control settings arrive from any thread (`apply`) and are applied between
     frames (`apply_pending`); a model they name is loaded in the background while the current
-    one keeps running. Each result is counted and published every ``refresh_s`` (`handle`); the
-    camera's health (`health`) joins its source's status and the pipeline's own counters.
+    one keeps running, and one the registry could not deliver (no network or credentials yet)
+    is asked for again, waiting :data:`MODEL_RETRY_MIN_S` doubling to :data:`MODEL_RETRY_MAX_S`.
+    Each result is counted and published every ``refresh_s`` (`handle`); the camera's health
+    (`health`) joins its source's status and the pipeline's own counters.
 
     One thread drives a camera (its `~edge_app.app.CameraWorker`, or the Panorama code node);
     `apply`, `health` and the counters may be used from any thread.
@@ -242,6 +283,8 @@ class CameraRuntime:
         self._model_asked: ModelRef | None = None
         self._loading: tuple[ModelRef, Future[tuple[ModelRef, Detector]]] | None = None
         self._pending: CameraSettings | None = self.camera_settings
+        self._retry: tuple[ModelRef, float] | None = None
+        self._retry_delay_s = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -284,12 +327,19 @@ class CameraRuntime:
             camera_settings, self._pending = self._pending, None
         if camera_settings is not None:
             self._configure(camera_settings)
+        if self._loading is None and self._retry is not None:
+            wanted, due_at = self._retry
+            if time.monotonic() >= due_at:
+                self._retry = None
+                log.info("camera %s: asking for model %s again", self.camera_id, wanted)
+                self._loading = (wanted, self.loader.submit(self.models.load, wanted))
         if self._loading is not None and (
             self._loading[1].done() or (wait_for_first_model and self.processor is None)
         ):
             self._switch_to_loaded()
 
     def _configure(self, camera_settings: CameraSettings) -> None:
+        self._retry = None
         if camera_settings.model is None:
             camera_settings = camera_settings.model_copy(update={"model": self.config.model})
         self.camera_settings = camera_settings
@@ -308,6 +358,7 @@ class CameraRuntime:
         fixed_version = isinstance(wanted.version, int)
         if self.processor is not None and wanted == self._model_asked and fixed_version:
             self._loading = None  # back to the running model while another one was loading
+            self.model_error = None
             return
         log.info("camera %s: loading model %s", self.camera_id, wanted)
         self._loading = (wanted, self.loader.submit(self.models.load, wanted))
@@ -319,9 +370,23 @@ class CameraRuntime:
             resolved, detector = future.result()
         except Exception as error:  # a model that cannot load must not stop the camera
             self.model_error = str(error)
-            log.error("camera %s: %s; keeping %s", self.camera_id, error, self.model)
+            if isinstance(error, ModelStoreError) and error.retryable:
+                self._retry_delay_s = min(
+                    max(2 * self._retry_delay_s, MODEL_RETRY_MIN_S), MODEL_RETRY_MAX_S
+                )
+                self._retry = (wanted, time.monotonic() + self._retry_delay_s)
+                log.error(
+                    "camera %s: %s; keeping %s, asking again in %.0f s",
+                    self.camera_id,
+                    error,
+                    self.model,
+                    self._retry_delay_s,
+                )
+            else:
+                log.error("camera %s: %s; keeping %s", self.camera_id, error, self.model)
             return
         self._model_asked = wanted
+        self._retry_delay_s = 0.0
         self.model_error = None
         if self.processor is None:
             self.processor = CameraProcessor(
@@ -387,12 +452,14 @@ class CameraRuntime:
         self.frame_error = message
 
     def health(self, *, stopping: bool = False) -> CameraHealth:
-        """The camera's part of a heartbeat (``stopping``: reported stopped)."""
+        """The camera's part of a heartbeat (``stopping``: reported stopped; ``degraded`` while
+        the model it should run cannot be loaded)."""
         return camera_health(
             self.source_status(),
             model=self.model,
             published=self.published,
             error=self.error,
+            degraded=self.model_error is not None,
             stopping=stopping,
         )
 

@@ -16,6 +16,14 @@ When a new item would push the spool past ``max_bytes``, older items are evicted
 before payloads, oldest first; a frame never evicts a payload (the new frame is dropped
 instead). Every eviction is counted per kind and logged.
 
+The disk may run out before the bound does (a bound larger than the free space, another program
+filling the disk). A write that fails for lack of space (``ENOSPC``, ``EDQUOT``) evicts the
+oldest frames on disk, counted as dropped, and is tried again. What the disk cannot take all the
+same (no frame left to evict, a read-only or failing disk, a directory that cannot be opened at
+all) is kept in memory, in order with the rest, up to ``memory_max_bytes`` by the same rules; it
+is sent like any other item but lost if the app stops first. :attr:`Spool.error` says why while
+the spool cannot keep everything on disk, for the heartbeat.
+
 Examples:
     ```python
     import tempfile
@@ -35,11 +43,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
+import errno
 import json
 import logging
 import os
 import re
 import threading
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -66,6 +76,15 @@ SEQUENCE_BLOCK = 1024
 MAX_HEADER_BYTES = 1 << 20
 """Largest header (metadata) an item file may have."""
 
+DEFAULT_MEMORY_MAX_BYTES = 16_000_000
+"""Most bytes kept in memory while the disk cannot take them, unless the spool is given less."""
+
+ERROR_HOLD_S = 60.0
+"""How long :attr:`Spool.error` keeps reporting a disk problem after the last item it cost."""
+
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""Write errors that evicting older items can cure: the disk or the user's quota is full."""
+
 _ITEM_NAME = re.compile(r"(?P<seq>\d{20})\.(?P<kind>payload|frame)")
 
 
@@ -85,14 +104,17 @@ class SpoolEntry:
     Attributes:
         item_id: Sequence number; later items have larger ids, also across restarts.
         kind: Payload or frame.
-        size_bytes: Bytes the item takes on disk (body, metadata and header).
+        size_bytes: Bytes the item takes on disk or in memory (body, metadata and header).
         created_at: When it was put (UTC).
+        in_memory: Kept in memory, because the disk could not take it (lost if the app stops
+            before it is sent).
     """
 
     item_id: int
     kind: ItemKind
     size_bytes: int
     created_at: datetime
+    in_memory: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,18 +164,28 @@ class SpoolCorruptError(ValueError):
     """An item file is damaged (bad header, wrong length or checksum)."""
 
 
+class SpoolInUseError(RuntimeError):
+    """Another :class:`Spool` (another process, or an instance not closed) holds the directory."""
+
+
 class Spool:
     """A bounded, crash-safe, thread-safe on-disk FIFO of outgoing items.
 
     Args:
-        directory: Where the spool lives; created if missing. One process at a time.
+        directory: Where the spool lives; created if missing. One process at a time. A
+            directory that cannot be created or opened (read-only, no permission) is logged
+            and the spool keeps its items in memory only (:attr:`error` says so).
         max_bytes: Most bytes the items may take on disk.
         fsync: Flush every write to the disk before it counts as done. Turn off only
             where losing the last items on power loss is acceptable (tests, tmpfs).
+        memory_max_bytes: Most bytes kept in memory while the disk cannot take items
+            (default: ``max_bytes``, at most :data:`DEFAULT_MEMORY_MAX_BYTES`).
+        error_hold_s: How long :attr:`error` reports a disk problem after the last item it
+            cost (evicted, dropped or kept in memory).
 
     Raises:
-        ValueError: When ``max_bytes`` is not a positive integer.
-        RuntimeError: When another process holds the directory.
+        ValueError: When ``max_bytes`` or ``memory_max_bytes`` is not a positive integer.
+        SpoolInUseError: When another process holds the directory.
 
     Examples:
         ```python
@@ -165,12 +197,25 @@ class Spool:
         ```
     """
 
-    def __init__(self, directory: str | os.PathLike[str], max_bytes: int, *, fsync: bool = True):
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-            raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        max_bytes: int,
+        *,
+        fsync: bool = True,
+        memory_max_bytes: int | None = None,
+        error_hold_s: float = ERROR_HOLD_S,
+    ):
+        if memory_max_bytes is None and _positive_int(max_bytes):
+            memory_max_bytes = min(max_bytes, DEFAULT_MEMORY_MAX_BYTES)
+        for name, value in (("max_bytes", max_bytes), ("memory_max_bytes", memory_max_bytes)):
+            if not _positive_int(value):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.directory = Path(directory)
         self.max_bytes = max_bytes
+        self.memory_max_bytes = memory_max_bytes
         self.fsync = fsync
+        self.error_hold_s = error_hold_s
         self._items_dir = self.directory / "items"
         self._quarantine_dir = self.directory / "quarantine"
         self._state_path = self.directory / "state.json"
@@ -180,6 +225,12 @@ class Spool:
             kind: collections.OrderedDict() for kind in ItemKind
         }
         self._bytes_used = 0
+        self._memory: dict[int, bytes] = {}
+        self._memory_bytes = 0
+        self._unusable: str | None = None
+        self._disk_error: str | None = None
+        self._disk_error_at = 0.0
+        self._logged_errors: set[str] = set()
         self._dropped = dict.fromkeys(ItemKind, 0)
         self._quarantined = 0
         self._next_seq = 0
@@ -188,14 +239,18 @@ class Spool:
         self._in_flight: int | None = None
         self._in_flight_evicted = False
 
-        self._items_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = self._acquire_directory_lock()
+        self._lock_file = None
         try:
+            self._items_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_file = self._acquire_directory_lock()
             with self._lock:
                 self._load_state()
                 self._scan_items()
                 self._evict_to_fit(0, ItemKind.PAYLOAD, reason="the spool is over max_bytes")
                 self._reserve_sequence(force=True)
+        except OSError as exc:
+            self._release_directory_lock()
+            self._open_in_memory(exc)
         except BaseException:
             self._release_directory_lock()
             raise
@@ -226,19 +281,22 @@ class Spool:
         A frame evicts only older frames: when it could fit only by evicting payloads, the
         new frame itself is dropped and counted.
 
+        When the disk is full before the bound is reached, the oldest frames on disk are
+        evicted until the item fits. An item the disk cannot take all the same is kept in
+        memory, within ``memory_max_bytes`` by the same rules (a new frame that could only
+        fit by evicting payloads is dropped). Never raises for a full or failing disk.
+
         Args:
             kind: ``"payload"`` or ``"frame"``.
             body: The bytes to send later.
             meta: JSON-serialisable details the sender needs (target key, queue, ...).
 
         Returns:
-            The new item's id, or None when the new frame was dropped.
+            The new item's id, or None when the new item was dropped.
 
         Raises:
             ValueError: When the kind is unknown, the body is not bytes, the metadata is
                 not JSON-serialisable, or the item alone is larger than ``max_bytes``.
-            OSError: When the item cannot be written; it is then not added (items
-                evicted to make room for it stay evicted).
         """
         kind = _coerce_kind(kind)
         if not isinstance(body, bytes | bytearray | memoryview):
@@ -256,21 +314,15 @@ class Spool:
                     f"spool item of {size} bytes ({kind.value}, body {len(body)} bytes) is "
                     f"larger than the whole spool (max_bytes={self.max_bytes})"
                 )
-            if not self._evict_to_fit(size, kind, reason=f"room for {kind.value} {seq}"):
-                self._dropped[ItemKind.FRAME] += 1
-                self._write_state()
-                logger.warning(
-                    "spool %s: dropped new frame (%d bytes): only payloads are left to evict; "
-                    "frames dropped so far: %d",
-                    self.directory,
-                    size,
-                    self._dropped[ItemKind.FRAME],
-                )
+            if self._unusable is None:
+                if not self._evict_to_fit(size, kind, reason=f"room for {kind.value} {seq}"):
+                    self._drop_new(kind, size, "only payloads are left to evict")
+                    return None
+                stored = self._store_on_disk(seq, kind, data, created_at)
+            else:
+                stored = False
+            if not stored and not self._keep_in_memory(seq, kind, data, created_at):
                 return None
-            path = self._item_path(seq, kind)
-            self._write_atomically(path, data)
-            self._entries[kind][seq] = SpoolEntry(seq, kind, size, created_at)
-            self._bytes_used += size
             self._next_seq = seq + 1
             self._reserve_sequence()
             return seq
@@ -316,7 +368,8 @@ class Spool:
             entry = self._remove_entry(item_id)
             if entry is None:
                 return False
-            _unlink(self._item_path(entry.item_id, entry.kind))
+            if not entry.in_memory:
+                self._remove_file(self._item_path(entry.item_id, entry.kind))
             return True
 
     def replay_pending(
@@ -396,6 +449,31 @@ class Spool:
             return self._bytes_used
 
     @property
+    def memory_bytes(self) -> int:
+        """Bytes the items kept in memory take (never above ``memory_max_bytes``)."""
+        with self._lock:
+            return self._memory_bytes
+
+    @property
+    def error(self) -> str | None:
+        """Why the spool cannot keep everything it is given on disk now; None while it can.
+
+        Set while the directory cannot be used at all, while items wait in memory, and for
+        ``error_hold_s`` after the last item a disk problem cost (evicted for space, dropped,
+        or kept in memory).
+        """
+        with self._lock:
+            if self._unusable is not None:
+                return self._unusable
+            in_memory = len(self._memory)
+            recent = time.monotonic() - self._disk_error_at < self.error_hold_s
+            if self._disk_error is None or not (in_memory or recent):
+                return None
+            if in_memory:
+                return f"{self._disk_error}; {in_memory} item(s) held in memory until sent"
+            return self._disk_error
+
+    @property
     def dropped(self) -> dict[str, int]:
         """Items lost for lack of room (evicted, or a new frame refused), per kind, since the
         spool was created. An item evicted while being sent, whose send then succeeded, is
@@ -417,15 +495,31 @@ class Spool:
                 "depth_by_kind": {kind.value: len(e) for kind, e in self._entries.items()},
                 "bytes_used": self._bytes_used,
                 "max_bytes": self.max_bytes,
+                "memory_depth": len(self._memory),
+                "memory_bytes": self._memory_bytes,
                 "dropped": self.dropped,
                 "quarantined": self._quarantined,
+                "error": self.error,
             }
 
     def close(self) -> None:
-        """Save the counters and release the directory; the spool is unusable after."""
+        """Save the counters and release the directory; the spool is unusable after. Items
+        still held in memory are lost: logged and counted as dropped."""
         with self._lock:
             if self._closed:
                 return
+            lost = [entry for entry in self.pending() if entry.in_memory]
+            for entry in lost:
+                self._dropped[entry.kind] += 1
+            if lost:
+                logger.warning(
+                    "spool %s: %d item(s) held in memory were not sent and are lost "
+                    "(%d frame(s), %d payload(s))",
+                    self.directory,
+                    len(lost),
+                    sum(entry.kind is ItemKind.FRAME for entry in lost),
+                    sum(entry.kind is ItemKind.PAYLOAD for entry in lost),
+                )
             try:
                 self._write_state()
             finally:
@@ -456,13 +550,23 @@ class Spool:
         for entries in self._entries.values():
             entry = entries.pop(item_id, None)
             if entry is not None:
-                self._bytes_used -= entry.size_bytes
+                if entry.in_memory:
+                    del self._memory[item_id]
+                    self._memory_bytes -= entry.size_bytes
+                else:
+                    self._bytes_used -= entry.size_bytes
                 return entry
         return None
 
-    def _evict_to_fit(self, size: int, kind: ItemKind, reason: str) -> bool:
-        """Evict until ``size`` more bytes fit; False (nothing evicted) if they cannot."""
-        needed = self._bytes_used + size - self.max_bytes
+    def _evict_to_fit(
+        self, size: int, kind: ItemKind, reason: str, *, in_memory: bool = False
+    ) -> bool:
+        """Evict until ``size`` more bytes fit within the bound (``memory_max_bytes`` for the
+        items in memory); False (nothing evicted) if they cannot."""
+        if in_memory:
+            needed = self._memory_bytes + size - self.memory_max_bytes
+        else:
+            needed = self._bytes_used + size - self.max_bytes
         if needed <= 0:
             return True
         order = [ItemKind.FRAME] if kind is ItemKind.FRAME else [ItemKind.FRAME, ItemKind.PAYLOAD]
@@ -472,14 +576,41 @@ class Spool:
             for entry in self._entries[victim_kind].values():
                 if freed >= needed:
                     break
-                victims.append(entry)
-                freed += entry.size_bytes
+                if entry.in_memory == in_memory:
+                    victims.append(entry)
+                    freed += entry.size_bytes
         if freed < needed:
             return False
+        self._evict(victims, reason)
+        return True
+
+    def _evict_for_space(self, size: int, seq: int, kind: ItemKind, error: OSError) -> bool:
+        """The disk is full: evict the oldest frames on disk that free ``size`` bytes (at
+        least one); False when no frame is left on disk."""
+        victims: list[SpoolEntry] = []
+        freed = 0
+        for entry in self._entries[ItemKind.FRAME].values():
+            if victims and freed >= size:
+                break
+            if not entry.in_memory:
+                victims.append(entry)
+                freed += entry.size_bytes
+        if not victims:
+            return False
+        self._note_disk_error(
+            f"the disk of {self.directory} is full ({error.strerror or error}): the oldest "
+            f"frames are evicted to keep what is new"
+        )
+        self._evict(victims, f"room for {kind.value} {seq} on a full disk")
+        return True
+
+    def _evict(self, victims: list[SpoolEntry], reason: str) -> None:
+        """Remove ``victims``, count them as dropped, and log it."""
         evicted = dict.fromkeys(ItemKind, 0)
         for entry in victims:
             self._remove_entry(entry.item_id)
-            _unlink(self._item_path(entry.item_id, entry.kind))
+            if not entry.in_memory:
+                self._remove_file(self._item_path(entry.item_id, entry.kind))
             evicted[entry.kind] += 1
             self._dropped[entry.kind] += 1
             if entry.item_id == self._in_flight:
@@ -491,14 +622,98 @@ class Spool:
             self.directory,
             evicted[ItemKind.FRAME],
             evicted[ItemKind.PAYLOAD],
-            freed,
+            sum(entry.size_bytes for entry in victims),
             reason,
             self._dropped[ItemKind.FRAME],
             self._dropped[ItemKind.PAYLOAD],
         )
+
+    def _store_on_disk(self, seq: int, kind: ItemKind, data: bytes, created_at: datetime) -> bool:
+        """Write an item; on a full disk evict old frames and try again. False when the disk
+        cannot take it (nothing left to evict, or another write error)."""
+        path = self._item_path(seq, kind)
+        while True:
+            try:
+                self._write_atomically(path, data)
+            except OSError as exc:
+                if exc.errno in NO_SPACE_ERRNOS and self._evict_for_space(
+                    len(data), seq, kind, exc
+                ):
+                    continue
+                self._note_disk_error(
+                    f"cannot write to {self.directory} ({exc.strerror or exc}): new items are "
+                    f"held in memory"
+                )
+                return False
+            self._entries[kind][seq] = SpoolEntry(seq, kind, len(data), created_at)
+            self._bytes_used += len(data)
+            return True
+
+    def _keep_in_memory(self, seq: int, kind: ItemKind, data: bytes, created_at: datetime) -> bool:
+        """Hold an item the disk could not take in memory; False when it was dropped."""
+        size = len(data)
+        self._disk_error_at = time.monotonic()
+        if size > self.memory_max_bytes:
+            self._drop_new(kind, size, f"larger than memory_max_bytes ({self.memory_max_bytes})")
+            return False
+        if not self._evict_to_fit(
+            size, kind, reason=f"room in memory for {kind.value} {seq}", in_memory=True
+        ):
+            self._drop_new(kind, size, "only payloads are left to evict from memory")
+            return False
+        self._memory[seq] = data
+        self._entries[kind][seq] = SpoolEntry(seq, kind, size, created_at, in_memory=True)
+        self._memory_bytes += size
         return True
 
+    def _drop_new(self, kind: ItemKind, size: int, why: str) -> None:
+        self._dropped[kind] += 1
+        self._write_state()
+        logger.warning(
+            "spool %s: dropped new %s (%d bytes): %s; %ss dropped so far: %d",
+            self.directory,
+            kind.value,
+            size,
+            why,
+            kind.value,
+            self._dropped[kind],
+        )
+
+    def _note_disk_error(self, message: str) -> None:
+        """Remember a disk problem for :attr:`error`; log each distinct one once."""
+        self._disk_error = message
+        self._disk_error_at = time.monotonic()
+        if message not in self._logged_errors:
+            self._logged_errors.add(message)
+            logger.error("spool %s: %s", self.directory, message)
+
+    def _remove_file(self, path: Path) -> None:
+        """Delete an item file; a disk that refuses (read-only) is reported, not raised: the
+        item may then be sent again after a restart, which the backend tolerates."""
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self._note_disk_error(
+                f"cannot delete sent or evicted items in {self.directory} ({exc.strerror or exc})"
+            )
+
+    def _open_in_memory(self, error: OSError) -> None:
+        """The directory cannot be used: keep items in memory only, for this process's life."""
+        for entries in self._entries.values():
+            entries.clear()
+        self._bytes_used = 0
+        self._unusable = (
+            f"spool directory {self.directory} cannot be used ({error.strerror or error}): "
+            f"items are held in memory only (at most {self.memory_max_bytes} bytes) and lost "
+            f"if the app stops before they are sent; make it writable and restart the app"
+        )
+        logger.error("%s", self._unusable)
+
     def _load_or_quarantine(self, entry: SpoolEntry) -> SpoolItem | None:
+        if entry.in_memory:
+            return _decode_item(self._memory[entry.item_id], entry.item_id, entry.kind)
         path = self._item_path(entry.item_id, entry.kind)
         try:
             return _decode_item(path.read_bytes(), entry.item_id, entry.kind)
@@ -509,6 +724,10 @@ class Spool:
 
     def _load_outside_lock(self, entry: SpoolEntry) -> SpoolItem | None:
         """Read an item without holding the lock; None if it vanished or is damaged."""
+        if entry.in_memory:
+            with self._lock:
+                data = self._memory.get(entry.item_id)
+            return None if data is None else _decode_item(data, entry.item_id, entry.kind)
         path = self._item_path(entry.item_id, entry.kind)
         try:
             data = path.read_bytes()
@@ -525,16 +744,16 @@ class Spool:
             return None
 
     def _quarantine(self, path: Path, reason: str) -> None:
-        self._quarantine_dir.mkdir(exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = self._quarantine_dir / f"{path.name}.{stamp}"
         try:
+            self._quarantine_dir.mkdir(exist_ok=True)
             os.replace(path, target)
         except FileNotFoundError:
             return
         except OSError as exc:
             logger.error("spool %s: could not quarantine %s: %s", self.directory, path.name, exc)
-            _unlink(path)
+            self._remove_file(path)
             target = Path("(deleted)")
         self._quarantined += 1
         self._write_state()
@@ -594,13 +813,22 @@ class Spool:
             self._write_state()
 
     def _write_state(self) -> None:
+        """Save the counters; a disk that refuses is reported, not raised (they stay in memory
+        and are saved with the next write that succeeds)."""
+        if self._unusable is not None:
+            return
         state = {
             "format": STATE_FORMAT,
             "reserved_seq": self._reserved_seq,
             "dropped": {kind.value: count for kind, count in self._dropped.items()},
             "quarantined": self._quarantined,
         }
-        self._write_atomically(self._state_path, json.dumps(state, indent=1).encode("utf-8"))
+        try:
+            self._write_atomically(self._state_path, json.dumps(state, indent=1).encode("utf-8"))
+        except OSError as exc:
+            self._note_disk_error(
+                f"cannot save the spool's counters in {self.directory} ({exc.strerror or exc})"
+            )
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
         temporary = path.with_name(f".{path.name}.tmp")
@@ -620,12 +848,15 @@ class Spool:
     def _acquire_directory_lock(self) -> Any:
         if fcntl is None:
             return None
-        lock_file = open(self.directory / ".lock", "a+b")  # noqa: SIM115 (held until close)
+        # opened read-only: a lock needs no write access, and a spool that holds no file open
+        # for writing lets its disk be re-mounted read-only under it
+        descriptor = os.open(self.directory / ".lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        lock_file = os.fdopen(descriptor, "rb")
         try:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock_file.close()
-            raise RuntimeError(
+            raise SpoolInUseError(
                 f"spool directory {self.directory} is in use by another Spool (another "
                 f"process, or an instance not closed); close it first"
             ) from None
@@ -716,6 +947,10 @@ def _decode_item(data: bytes, seq: int, kind: ItemKind) -> SpoolItem:
     )
 
 
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _coerce_kind(kind: ItemKind | str) -> ItemKind:
     try:
         return ItemKind(kind)
@@ -751,5 +986,6 @@ __all__ = [
     "Spool",
     "SpoolCorruptError",
     "SpoolEntry",
+    "SpoolInUseError",
     "SpoolItem",
 ]

@@ -25,6 +25,7 @@ from kit.dashboard.status import BackendState
 STATE_COLORS = {"OPEN": "#c62828", "ACKED": "#ef6c00", "RESOLVED": "#757575"}
 HEALTH_COLORS = {
     "RUNNING": "#2e7d32",
+    "DEGRADED": "#f9a825",
     "STOPPED": "#757575",
     "ERROR": "#c62828",
     "OFFLINE": "#ef6c00",

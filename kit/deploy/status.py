@@ -35,7 +35,7 @@ from kit.deploy.local import LocalDevice, local_devices
 
 log = logging.getLogger(__name__)
 
-HEALTH_STATES = ("RUNNING", "STOPPED", "ERROR", "OFFLINE")
+HEALTH_STATES = ("RUNNING", "DEGRADED", "STOPPED", "ERROR", "OFFLINE")
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,15 @@ def _backend_reason(described: dict[str, Any]) -> str | None:
         return "camera failed: " + "; ".join(failed)
     if health == "STOPPED":
         return "the device reports its cameras stopped"
+    if health == "DEGRADED":
+        reasons = [
+            f"{cid}: {c.get('error') or 'runs without its model'}"
+            for cid, c in (described.get("cameras") or {}).items()
+            if c.get("state") == "degraded"
+        ]
+        if described.get("spool_error"):
+            reasons.append(f"spool: {described['spool_error']}")
+        return "; ".join(reasons)
     return None
 
 

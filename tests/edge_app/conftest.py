@@ -144,3 +144,21 @@ def openvino_model(trained_model) -> Path:
     """The same weights exported to OpenVINO (``*_openvino_model`` directory)."""
     pytest.importorskip("openvino", reason="openvino is not installed: OpenVINO backend untested")
     return trained_model.export("best", format="openvino", imgsz=IMGSZ)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Make :class:`tests.edge_app.small_disk.SmallDisk` tmpfs mounts (``size_bytes``,
+    ``read_only``) under ``tmp_path``; each is unmounted after the test."""
+    from tests.edge_app.small_disk import SmallDisk
+
+    made: list[SmallDisk] = []
+
+    def make(size_bytes: int, *, read_only: bool = False, name: str = "disk") -> SmallDisk:
+        disk = SmallDisk(tmp_path / name, size_bytes, read_only=read_only)
+        made.append(disk)
+        return disk
+
+    yield make
+    for disk in made:
+        disk.close()
