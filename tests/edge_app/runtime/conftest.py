@@ -147,6 +147,7 @@ def make_device_config(tmp_path, scene_video, models_dir) -> Callable[..., Devic
                     "shapes-b": str(models_dir / "shapes-b.onnx"),
                 },
                 "spool": {"dir": str(tmp_path / "spool"), "fsync": False},
+                "model_cache_dir": str(tmp_path / "model-cache"),
                 "heartbeat_s": 1,
                 "control_poll_s": 0.5,
                 "control_source": "table",
