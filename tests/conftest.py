@@ -3,13 +3,17 @@ EVK_CONFIG and EVK_STATE_DIR point into a session temp dir and the moto server g
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="evk-tests-"))
+# Removed when the session ends (models, stacks and settings of up to ~100 MB per run).
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)
 for _key in [k for k in os.environ if k.startswith("EVK_")]:
     del os.environ[_key]
 (_SESSION_DIR / "evk.yaml").write_text("# the tests' own settings file: defaults only\n")
