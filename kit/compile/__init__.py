@@ -27,9 +27,23 @@ from kit.compile.parity import (
     match_boxes,
     parity_check,
 )
+from kit.compile.quantize import (
+    INT8_FORMATS,
+    MAX_INT8_MAP50_DROP,
+    Int8Model,
+    Int8Refused,
+    int8_verdict,
+    quantize_int8,
+)
 from kit.compile.speed import ExportSpeed, measure_export_speed
 
 __all__ = [
+    "INT8_FORMATS",
+    "MAX_INT8_MAP50_DROP",
+    "Int8Model",
+    "Int8Refused",
+    "int8_verdict",
+    "quantize_int8",
     "CompilationJobError",
     "ExportError",
     "ExportSpeed",
