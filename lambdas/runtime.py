@@ -2,7 +2,7 @@
 
 A Lambda reads its settings like everything else in the kit (:func:`kit.core.settings.load_settings`,
 ``EVK_*`` environment variables set by ``infra/`` or by the local runner). :func:`services`
-builds the :class:`Services` (clients, store, alert desk, idempotency layer) on first use and
+builds the :class:`Services` (clients, store, alert desk, idempotency settings) on first use and
 keeps them for the container's life; :func:`use_settings` replaces them (the local runner and the
 tests point the handlers at a given backend this way).
 
@@ -18,22 +18,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from botocore.config import Config
 
+from kit.core.backend import PROCESSOR_TIMEOUT_S
 from kit.core.contracts import Alert, camera_object_key_problem
 from kit.core.settings import Settings, load_settings
 from lambdas.alerts import AlertDesk, render_body, render_subject
 from lambdas.store import Store
 
-IDEMPOTENCY_EXPIRY_S = 4 * 86400
-"""A payload id is remembered as long as the detections queue keeps a message (4 days)."""
 FRAME_LINK_EXPIRY_S = 24 * 3600
 """Presigned frame links in notifications; on AWS also bounded by the role's session."""
 
@@ -103,9 +98,33 @@ class SnsNotifier:
         return response["MessageId"]
 
 
+class IdempotencyConfig:
+    """How long a processor's claim on a payload id holds (:meth:`lambdas.store.Store.claim_payload`).
+
+    A claim lasts until the invocation's deadline, read from its Lambda context (registered at
+    the start of each invocation), or :data:`kit.core.backend.PROCESSOR_TIMEOUT_S` when none is
+    registered. A function stopped mid-batch thus leaves claims that have run out by the time
+    the queue shows the batch again (its visibility timeout is at least the function's timeout).
+    """
+
+    def __init__(self, default_claim_s: float = PROCESSOR_TIMEOUT_S):
+        self.default_claim_s = default_claim_s
+        self.lambda_context: Any = None
+
+    def register_lambda_context(self, context: Any) -> None:
+        """Claims taken from now on hold until ``context``'s deadline."""
+        self.lambda_context = context
+
+    def claim_until(self, now: datetime) -> datetime:
+        """When a claim taken at ``now`` runs out."""
+        if self.lambda_context is not None:
+            return now + timedelta(milliseconds=self.lambda_context.get_remaining_time_in_millis())
+        return now + timedelta(seconds=self.default_claim_s)
+
+
 class Services:
     """What the handlers use, for one settings object: the AWS clients, the store, the alert desk
-    and the idempotency layer."""
+    and the idempotency settings."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -124,15 +143,7 @@ class Services:
             api_url=settings.api_url,
         )
         self.alerts = AlertDesk(self.store, self.notifier)
-        self.idempotency_config = IdempotencyConfig(
-            event_key_jmespath="payload_id",
-            expires_after_seconds=IDEMPOTENCY_EXPIRY_S,
-            raise_on_no_idempotency_key=True,
-        )
-        self.idempotency_layer = DynamoDBPersistenceLayer(
-            table_name=settings.resources.idempotency_table, boto3_client=self.dynamodb
-        )
-        self._once: dict[Callable, Callable] = {}
+        self.idempotency_config = IdempotencyConfig()
 
     def account_id(self) -> str:
         """This account's id (STS GetCallerIdentity needs no IAM permission), cached."""
@@ -147,21 +158,6 @@ class Services:
             Params={"Bucket": self.settings.resources.bucket, "Key": key},
             ExpiresIn=expires_s,
         )
-
-    def once_per_payload(self, function: Callable) -> Callable:
-        """``function`` made idempotent on its ``payload`` argument's ``payload_id``.
-
-        A second call with the same payload id returns the first call's (JSON) result without
-        running ``function``; a call that raises leaves no trace, so a retry runs it again.
-        """
-        if function not in self._once:
-            self._once[function] = idempotent_function(
-                data_keyword_argument="payload",
-                persistence_store=self.idempotency_layer,
-                config=self.idempotency_config,
-                key_prefix="payload",
-            )(function)
-        return self._once[function]
 
 
 _lock = threading.Lock()

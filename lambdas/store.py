@@ -16,6 +16,9 @@ Tables (logical names; physical ones come from settings):
   :mod:`kit.core.config_record`; a stored config that fails validation is reported
   (:class:`ConfigRead`) and the last good one is used instead.
 - ``audit`` (entity, at): who changed what, when, old -> new.
+- ``idempotency`` (id = ``payload#<payload_id>``): each payload id's claim while a processor
+  works on it (``status`` INPROGRESS, held until ``in_progress_until_ms``) and then its result
+  (``status`` COMPLETED, ``data``), kept :data:`PAYLOAD_MEMORY_DAYS` days (TTL ``expiration``).
 
 Examples:
     >>> from kit.core.settings import load_settings
@@ -31,9 +34,10 @@ import base64
 import binascii
 import json
 import logging
+import time
 import uuid
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -78,6 +82,14 @@ NOTIFICATION_CLAIM_S = 120
 
 Claim = Literal["claimed", "sent", "busy"]
 """What claiming a notification found (:meth:`Store.claim_notification`)."""
+PAYLOAD_MEMORY_DAYS = 4
+"""A payload id's claim and result are kept as long as the detections queue keeps a message."""
+BATCH_WRITE_MAX = 25
+"""DynamoDB's most items in one BatchWriteItem."""
+BATCH_WRITE_ATTEMPTS = 6
+"""Tries at writing the items DynamoDB left unprocessed (throttled) in a batch write."""
+BATCH_WRITE_BACKOFF_S = 0.05
+"""The first wait before retrying unprocessed items; it doubles with each try (1.6 s at most)."""
 DYNAMODB_ITEM_MAX_BYTES = 400 * 1024
 """DynamoDB's item size limit."""
 CONFIG_MAX_BYTES = 180_000
@@ -108,6 +120,36 @@ class ConfigTooLargeError(ValueError):
 
 class BadCursorError(ValueError):
     """A paging cursor that this API did not hand out."""
+
+
+class UnprocessedWritesError(RuntimeError):
+    """DynamoDB left items of a batch write unprocessed after :data:`BATCH_WRITE_ATTEMPTS` tries.
+
+    Attributes:
+        unprocessed: table name -> how many of its items were not written.
+    """
+
+    def __init__(self, unprocessed: dict[str, int]):
+        self.unprocessed = unprocessed
+        tables = ", ".join(f"{count} in {table}" for table, count in sorted(unprocessed.items()))
+        super().__init__(
+            f"a batch write left items unprocessed after {BATCH_WRITE_ATTEMPTS} tries ({tables})"
+        )
+
+
+@dataclass(frozen=True)
+class PayloadClaim:
+    """What claiming a payload id found (:meth:`Store.claim_payload`).
+
+    Attributes:
+        state: ``"claimed"``: the caller processes the payload now; ``"completed"``: it was
+            processed already and ``result`` is what that run returned; ``"in_progress"``:
+            another caller's claim holds it.
+        result: the earlier run's result, when ``"completed"``.
+    """
+
+    state: Literal["claimed", "completed", "in_progress"]
+    result: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -371,6 +413,33 @@ def item_to_alert(item: dict[str, Any]) -> Alert:
     return Alert.model_validate({k: v for k, v in values.items() if k in Alert.model_fields})
 
 
+def detection_item(payload: DetectionPayload) -> dict[str, Any]:
+    """A payload's item in the detections table (its JSON compressed when long)."""
+    expires = payload.captured_at + timedelta(days=DETECTION_RETENTION_DAYS)
+    document = payload.model_dump_json(by_alias=True)
+    item = _item(
+        {
+            "camera_id": payload.camera_id,
+            "sk": f"{stamp(payload.captured_at)}#{payload.payload_id}",
+            "payload_id": payload.payload_id,
+            "device_id": payload.device_id,
+            "captured_at": payload.captured_at,
+            "counts": json.dumps(payload.counts),
+            "zone_counts": json.dumps(payload.zone_counts),
+            "expires_at": epoch_s(expires),
+        }
+    )
+    if len(document) > INLINE_PAYLOAD_MAX:
+        item["payload_z"] = {"B": zlib.compress(document.encode(), 6)}
+    else:
+        item["payload"] = {"S": document}
+    return item
+
+
+def _payload_key(payload_id: str) -> dict[str, Any]:
+    return {"id": {"S": f"payload#{payload_id}"}}
+
+
 class Store:
     """The backend's tables through one low-level DynamoDB client."""
 
@@ -379,27 +448,123 @@ class Store:
         self.names = names
 
     # -- detections ----------------------------------------------------------------------------
-    def put_detection(self, payload: DetectionPayload) -> None:
-        """Store one payload (re-storing the same payload rewrites the same item)."""
-        expires = payload.captured_at + timedelta(days=DETECTION_RETENTION_DAYS)
-        document = payload.model_dump_json(by_alias=True)
-        item = _item(
-            {
-                "camera_id": payload.camera_id,
-                "sk": f"{stamp(payload.captured_at)}#{payload.payload_id}",
-                "payload_id": payload.payload_id,
-                "device_id": payload.device_id,
-                "captured_at": payload.captured_at,
-                "counts": json.dumps(payload.counts),
-                "zone_counts": json.dumps(payload.zone_counts),
-                "expires_at": epoch_s(expires),
+    def store_detections(self, payloads: Sequence[DetectionPayload]) -> None:
+        """Store payloads, in batch writes of :data:`BATCH_WRITE_MAX` (re-storing a payload
+        rewrites the same item).
+
+        Raises:
+            UnprocessedWritesError: DynamoDB kept some of them unprocessed (throttled).
+        """
+        self._batch_put(self.names.detections_table, [detection_item(p) for p in payloads])
+
+    def _batch_put(self, table: str, items: list[dict[str, Any]]) -> None:
+        """Put ``items`` into ``table`` in batch writes, retrying what DynamoDB leaves
+        unprocessed with a doubling wait.
+
+        Raises:
+            UnprocessedWritesError: items still unprocessed after :data:`BATCH_WRITE_ATTEMPTS`.
+        """
+        for start in range(0, len(items), BATCH_WRITE_MAX):
+            pending = {
+                table: [
+                    {"PutRequest": {"Item": item}}
+                    for item in items[start : start + BATCH_WRITE_MAX]
+                ]
             }
+            for attempt in range(BATCH_WRITE_ATTEMPTS):
+                if attempt:
+                    time.sleep(BATCH_WRITE_BACKOFF_S * 2 ** (attempt - 1))
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+                if not pending:
+                    break
+            else:
+                raise UnprocessedWritesError({name: len(left) for name, left in pending.items()})
+
+    # -- payload ids (exactly once) ------------------------------------------------------------
+    def claim_payload(
+        self, payload_id: str, *, token: str, now: datetime, until: datetime
+    ) -> PayloadClaim:
+        """Claim processing the payload ``payload_id`` until ``until``, in one conditional put.
+
+        The claim is taken when the id is unknown, its record has expired, or another caller's
+        claim has run out (that caller stopped before it finished).
+
+        Args:
+            token: identifies the claimant (:meth:`release_payload` releases only its own claim).
+            now: the time of the claim.
+            until: when the claim runs out (the claimant's deadline).
+        """
+        written = _conditionally(
+            lambda: self.client.put_item(
+                TableName=self.names.idempotency_table,
+                Item={
+                    **_payload_key(payload_id),
+                    "status": {"S": "INPROGRESS"},
+                    "claimed_by": {"S": token},
+                    "in_progress_until_ms": {"N": str(int(until.timestamp() * 1000))},
+                    "expiration": {"N": str(epoch_s(now + timedelta(days=PAYLOAD_MEMORY_DAYS)))},
+                },
+                ConditionExpression=(
+                    "attribute_not_exists(#id) OR #expiration < :now "
+                    "OR (#status = :in_progress AND #until < :now_ms)"
+                ),
+                ExpressionAttributeNames={
+                    "#id": "id",
+                    "#expiration": "expiration",
+                    "#status": "status",
+                    "#until": "in_progress_until_ms",
+                },
+                ExpressionAttributeValues={
+                    ":now": {"N": str(epoch_s(now))},
+                    ":now_ms": {"N": str(int(now.timestamp() * 1000))},
+                    ":in_progress": {"S": "INPROGRESS"},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
         )
-        if len(document) > INLINE_PAYLOAD_MAX:
-            item["payload_z"] = {"B": zlib.compress(document.encode(), 6)}
-        else:
-            item["payload"] = {"S": document}
-        self.client.put_item(TableName=self.names.detections_table, Item=item)
+        if written.done:
+            return PayloadClaim("claimed")
+        record = written.response.get("Item", {})
+        if record.get("status") == {"S": "COMPLETED"}:
+            return PayloadClaim("completed", json.loads(record["data"]["S"]))
+        return PayloadClaim("in_progress")
+
+    def release_payload(self, payload_id: str, *, token: str) -> None:
+        """Give up the claim ``token`` holds on ``payload_id`` (its processing failed), so that a
+        retry processes it again; a claim taken over by another caller meanwhile is left alone."""
+        _conditionally(
+            lambda: self.client.delete_item(
+                TableName=self.names.idempotency_table,
+                Key=_payload_key(payload_id),
+                ConditionExpression="#status = :in_progress AND claimed_by = :token",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":in_progress": {"S": "INPROGRESS"},
+                    ":token": {"S": token},
+                },
+            )
+        )
+
+    def complete_payloads(self, results: Mapping[str, dict[str, Any]], *, now: datetime) -> None:
+        """Record payloads as processed, with their results (payload id -> JSON-able result), in
+        batch writes: a claim on one of them from now on finds it completed.
+
+        Raises:
+            UnprocessedWritesError: DynamoDB kept some of them unprocessed (throttled).
+        """
+        expiration = {"N": str(epoch_s(now + timedelta(days=PAYLOAD_MEMORY_DAYS)))}
+        self._batch_put(
+            self.names.idempotency_table,
+            [
+                {
+                    **_payload_key(payload_id),
+                    "status": {"S": "COMPLETED"},
+                    "data": {"S": json.dumps(result, sort_keys=True)},
+                    "expiration": expiration,
+                }
+                for payload_id, result in results.items()
+            ],
+        )
 
     def recent_samples(
         self, camera_id: str, limit: int, *, until: datetime | None = None

@@ -246,7 +246,7 @@ def describe_backend(settings: Settings) -> BackendSpec:
             names.idempotency_table,
             hash_key=Key("id"),
             ttl_attribute="expiration",
-            purpose="Powertools idempotency records (message ids already processed)",
+            purpose="payload ids claimed or processed, with their results (exactly once)",
         ),
     )
     topics = (
@@ -270,19 +270,15 @@ def describe_backend(settings: Settings) -> BackendSpec:
                     ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
                     "queue:detections",
                 ),
-                Permission(("dynamodb:PutItem", "dynamodb:Query"), "table:detections"),
+                Permission(("dynamodb:BatchWriteItem", "dynamodb:Query"), "table:detections"),
                 Permission(("dynamodb:PutItem", "dynamodb:UpdateItem"), "table:alerts"),
                 Permission(("dynamodb:UpdateItem",), "table:cameras"),
                 Permission(("dynamodb:UpdateItem",), "table:devices"),
                 Permission(("dynamodb:GetItem",), "table:config"),
-                # Powertools idempotency (GetItem: its fallback when no old item comes back).
+                # Payload ids: claimed (conditional put), released when processing fails,
+                # recorded as completed with their results (batch write).
                 Permission(
-                    (
-                        "dynamodb:GetItem",
-                        "dynamodb:PutItem",
-                        "dynamodb:UpdateItem",
-                        "dynamodb:DeleteItem",
-                    ),
+                    ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
                     "table:idempotency",
                 ),
                 Permission(("sns:Publish",), "topic:alerts"),
