@@ -69,7 +69,7 @@ lab: setup
 
 DASHBOARD_PORT ?= 8866
 dashboard: setup
-	$(BIN)/voila notebooks/dashboard.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(DASHBOARD_PORT)
+	$(BIN)/python -m kit.dashboard.server --Voila.ip=127.0.0.1 --port=$(DASHBOARD_PORT)
 
 local-up: setup
 	$(BIN)/kit local up

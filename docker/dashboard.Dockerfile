@@ -36,7 +36,9 @@ ENV PYTHONPATH=/app \
     EVK_STATE_DIR=/app/.evk
 
 EXPOSE 8866
-# The load balancer passes the signed-in user's access token in x-amzn-oidc-accesstoken; Voila
-# hands it to the notebook's kernel as HTTP_X_AMZN_OIDC_ACCESSTOKEN (kit/dashboard/client.py).
-CMD ["voila", "notebooks/dashboard.ipynb", "--no-browser", "--Voila.ip=0.0.0.0", "--port=8866", \
+# Voila with the kit's configuration (kit/dashboard/server.py: a closed page's kernel ends, idle
+# ones are culled). The load balancer passes the signed-in user's access token in
+# x-amzn-oidc-accesstoken; Voila hands it to the notebook's kernel as HTTP_X_AMZN_OIDC_ACCESSTOKEN
+# (kit/dashboard/client.py).
+CMD ["python", "-m", "kit.dashboard.server", "--Voila.ip=0.0.0.0", "--port=8866", \
      "--VoilaConfiguration.http_header_envs=['x-amzn-oidc-accesstoken']"]

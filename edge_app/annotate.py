@@ -81,11 +81,24 @@ class BoxAnnotator:
 
 
 class LabelAnnotator:
-    """``class 0.87 #12`` labels above each box (the track id only for tracked boxes)."""
+    """``class 0.87 #12`` labels above each box (the track id only for tracked boxes).
 
-    def __init__(self, class_names: ClassNames | None = None, show_confidence: bool = True) -> None:
+    Args:
+        class_names: the model's class names (default: the detections' own).
+        show_confidence: add the confidence to each label.
+        min_top: no label starts above this row (the header band's height, so that no label
+            hides under it): a box whose label would, gets it inside its top edge, below that row.
+    """
+
+    def __init__(
+        self,
+        class_names: ClassNames | None = None,
+        show_confidence: bool = True,
+        min_top: int = 0,
+    ) -> None:
         self.class_names = class_names
         self.show_confidence = show_confidence
+        self.min_top = min_top
 
     def annotate(self, scene: np.ndarray, detections: Detections) -> np.ndarray:
         font_scale, _ = _scale_for(scene)
@@ -104,8 +117,8 @@ class LabelAnnotator:
             if track_id >= 0:
                 label += f" #{track_id}"
             top = int(box[1]) - text_height - baseline - 4
-            if top < 0:
-                top = int(box[1])
+            if top < self.min_top:
+                top = max(int(box[1]), self.min_top)
             _text_with_background(scene, label, (int(box[0]), top), color_for(class_id), font_scale)
         return scene
 
@@ -173,6 +186,13 @@ class HeaderAnnotator:
         self.model = model
         self.class_names = class_names
 
+    @staticmethod
+    def band_height(scene: np.ndarray) -> int:
+        """The height in pixels of the band this draws on ``scene`` (two lines of text)."""
+        font_scale, _ = _scale_for(scene)
+        (_, text_height), baseline = cv2.getTextSize("Ag", FONT, font_scale, 1)
+        return min(scene.shape[0], 2 * (text_height + baseline + 6) + 4)
+
     def annotate(
         self, scene: np.ndarray, detections: Detections, timestamp: float | None = None
     ) -> np.ndarray:
@@ -183,7 +203,7 @@ class HeaderAnnotator:
         second = "  ".join(f"{name}: {n}" for name, n in counts.items()) or "no detections"
         (_, text_height), baseline = cv2.getTextSize("Ag", FONT, font_scale, 1)
         line_height = text_height + baseline + 6
-        band = scene[: min(scene.shape[0], 2 * line_height + 4)]
+        band = scene[: self.band_height(scene)]
         band //= 3  # darken in place: readable text on any scene
         for row, text in enumerate((first, second)):
             y = 4 + row * line_height + text_height
@@ -220,7 +240,8 @@ def annotate(
     for line in lines:
         LineAnnotator(line).annotate(scene)
     BoxAnnotator().annotate(scene, detections)
-    LabelAnnotator(class_names).annotate(scene, detections)
+    below_header = HeaderAnnotator.band_height(scene) if header else 0
+    LabelAnnotator(class_names, min_top=below_header).annotate(scene, detections)
     if header:
         HeaderAnnotator(camera, model, class_names).annotate(scene, detections, timestamp)
     return scene

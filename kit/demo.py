@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import requests
 
-from kit.core.settings import Settings, find_project_root
+from kit.core.settings import Settings
 from kit.local.processes import ServiceRecord
 
 log = logging.getLogger(__name__)
@@ -163,7 +162,12 @@ def dashboard_record(settings: Settings) -> ServiceRecord | None:
 
 
 def start_dashboard(settings: Settings, port: int) -> str:
-    """Serve notebooks/dashboard.ipynb with Voila on 127.0.0.1 (reused when already running)."""
+    """Serve notebooks/dashboard.ipynb with Voila on 127.0.0.1 (reused when already running).
+
+    Ready when Voila serves a static file of its own: opening the notebook's page would start a
+    kernel that no browser ever connects to.
+    """
+    from kit.dashboard.server import STATIC_PROBE_PATH, voila_command
     from kit.local.processes import port_in_use, start_service, wait_until
 
     url = f"http://127.0.0.1:{port}/"
@@ -174,24 +178,17 @@ def start_dashboard(settings: Settings, port: int) -> str:
         raise RuntimeError(
             f"port {port} is in use by another program: pass --port to serve the dashboard elsewhere"
         )
-    root = find_project_root() or Path.cwd()
-    voila = Path(sys.executable).with_name("voila")
     record = start_service(
         DASHBOARD_SERVICE,
-        [
-            str(voila),
-            str(root / "notebooks" / "dashboard.ipynb"),
-            "--no-browser",
-            "--Voila.ip=127.0.0.1",
-            f"--port={port}",
-        ],
+        voila_command("--Voila.ip=127.0.0.1", f"--port={port}"),
         settings.state_dir / "demo" / "dashboard.log",
         env=settings.as_env(),
         url=url,
     )
     _dashboard_record_file(settings).write_text(json.dumps(record.to_json()))
+    probe = url + STATIC_PROBE_PATH
     wait_until(
-        lambda: requests.get(url, timeout=5).status_code < 500,
+        lambda: requests.get(probe, timeout=5).status_code == 200,
         120,
         interval_s=0.5,
         what=f"the dashboard at {url}",

@@ -1,7 +1,15 @@
 """The main job end to end (`kit demo`): three use cases live on the local target, each raising the
-alert its scenario implies, the dashboard served, and everything stopped afterwards."""
+alert its scenario implies, the dashboard served, and everything stopped afterwards (by
+``stop_demo``, and by SIGTERM to ``kit demo`` as a service manager or ``make`` sends it)."""
 
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -12,7 +20,7 @@ from kit.demo import DEVICE_ID, dashboard_record, run_demo, stop_demo
 from kit.deploy.local import LocalDevice
 from kit.deploy.status import device_status
 from kit.local import LocalStack
-from kit.local.processes import free_port
+from kit.local.processes import free_port, port_in_use
 from kit.local.runner import read_alert_inbox
 from tests.support.wait import process_tree, wait_until, wait_until_exited
 
@@ -82,3 +90,57 @@ def test_demo_runs_the_three_use_cases_and_stops_everything(tmp_path):
     assert not LocalStack(settings).status().running
     assert started, "the demo recorded no process"
     wait_until_exited(started, what="every process the demo started")
+
+
+@pytest.mark.timeout(600)
+def test_sigterm_to_kit_demo_stops_everything_it_started(tmp_path):
+    """GIVEN `kit demo` running in the foreground WHEN it gets SIGTERM THEN it stops what it
+    started, as Ctrl-C does: every process it recorded exits and its ports are free."""
+    state_dir = tmp_path / "state"
+    port = free_port()
+    env = {
+        **os.environ,
+        "EVK_STATE_DIR": str(state_dir),
+        "EVK_LOCAL_PORT": "0",
+        "EVK_API_PORT": "0",
+        "EVK_PREFIX": "demosig",
+    }
+    settings = load_settings(state_dir=state_dir, local_port=0, api_port=0, prefix="demosig")
+    output = tmp_path / "kit-demo.out"
+    with open(output, "w") as out:
+        demo = subprocess.Popen(
+            [str(Path(sys.executable).with_name("kit")), "demo", f"--port={port}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+    started: list[psutil.Process] = []
+    try:
+        wait_until(
+            lambda: demo.poll() is not None or "stop with:" in output.read_text(),
+            ALERT_TIMEOUT_S,
+            what="kit demo ready",
+        )
+        assert demo.poll() is None, f"kit demo exited with {demo.returncode}:\n{output.read_text()}"
+        started = [process for tree in demo_processes(settings).values() for process in tree]
+        endpoints = [
+            LocalStack(settings).endpoint_url,
+            settings.control_api_url(),
+            f"http://127.0.0.1:{port}/",
+        ]
+        ports = [(urlsplit(url).hostname, urlsplit(url).port) for url in endpoints]
+        assert all(port_in_use(host, number) for host, number in ports), ports
+
+        demo.send_signal(signal.SIGTERM)
+        wait_until(lambda: demo.poll() is not None, what="kit demo to exit after SIGTERM")
+        wait_until_exited(started, what="every process kit demo started")
+        assert demo.returncode == 0, output.read_text()
+        assert "demo stopped" in output.read_text()
+        assert [p for p in ports if port_in_use(*p)] == []
+        assert not LocalStack(settings).status().running
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        stop_demo(settings)

@@ -1,8 +1,10 @@
 """The control-panel dashboard: one ipywidgets app over the control API.
 
-Per camera the live annotated frame (refreshed at the camera's refresh rate) and its counts over
-time; the alert feed with Acknowledge; devices and their health; the control panel that writes
-each camera's model, confidence, refresh rate and rules. Polling runs in a background thread, so
+Per camera the live annotated frame (refreshed at the camera's refresh rate) with the counts of
+that frame's payload, and its counts over time; below the cameras the control panel that writes
+each camera's model, confidence, refresh rate and rules (and says, at Apply, why a rule cannot open
+an alert yet); the alert feed (open alerts with Acknowledge, resolved ones folded a page at a
+time); devices and their health. Polling runs in a background thread, so
 the kernel never waits on the backend; when the backend goes away the banner says since when,
 polling backs off (1 s doubling to 30 s) and picks up again by itself. ``stop()`` ends the thread.
 
@@ -57,7 +59,8 @@ from kit.dashboard.widgets import (
 log = logging.getLogger(__name__)
 
 MODELS_EVERY_S = 60.0
-ALERTS_SHOWN = 20
+ALERTS_READ = 100
+"""The newest alerts read each time: the feed shows the open ones and folds the resolved ones."""
 LONGEST_IDLE_S = 1.0
 """The poller wakes at least this often, so a sign-in or a stop is noticed at once."""
 
@@ -126,11 +129,12 @@ class Dashboard:
                 self.banner.widget,
                 self.login.widget,
                 self.grid.widget,
+                # right below the cameras it acts on, above the feeds that grow with time
+                self.control.widget,
                 widgets.HBox(
                     [self.alerts.widget, self.devices.widget],
                     layout=widgets.Layout(width="100%", justify_content="space-between"),
                 ),
-                self.control.widget,
             ]
         )
         self.widget.add_class("evk-dashboard")
@@ -263,7 +267,7 @@ class Dashboard:
             self._schedule.done("health", self.poll_s, mono)
         if self._due("cameras", mono):
             self._refresh_cameras(now)
-            self._schedule.done("cameras", self.poll_s, mono)
+            self._schedule.done("cameras", self._cameras_every_s(), mono)
         for camera in self.cameras:
             camera_id = camera["camera_id"]
             refresh_s = max(1.0, float(camera.get("refresh_s") or self.poll_s))
@@ -283,6 +287,12 @@ class Dashboard:
             self.control.set_models(self.client.models())
             self._schedule.done("models", MODELS_EVERY_S, mono)
 
+    def _cameras_every_s(self) -> float:
+        # A frame is shown only with the camera record it belongs to (its caption's counts are
+        # that payload's): the camera list is read as often as the fastest camera refreshes.
+        rates = [max(1.0, float(c.get("refresh_s") or self.poll_s)) for c in self.cameras]
+        return min([self.poll_s, *rates])
+
     def _refresh_cameras(self, now: datetime) -> None:
         cameras = self.client.cameras()
         ids = [camera["camera_id"] for camera in cameras]
@@ -293,19 +303,28 @@ class Dashboard:
         self.cameras = cameras
         cards = self.grid.sync(ids)
         for camera in cameras:
-            cards[camera["camera_id"]].show_caption(camera, now)
+            card = cards[camera["camera_id"]]
+            card.show_caption(camera, now)
+            if camera.get("frame_key") and camera["frame_key"] != card.frame_key:
+                self._schedule.forget(("frame", camera["camera_id"]))
         self.control.set_cameras(ids)
 
     def _card(self, camera_id: str) -> CameraCard | None:
         return self.grid.cards.get(camera_id)
 
     def _refresh_frame(self, camera_id: str) -> None:
+        """Show the frame of the camera record last read, so that the caption's counts (that
+        record's) are the frame's own; a newer frame waits for the next read of the record."""
         card = self._card(camera_id)
-        if card is None:
+        camera = next((c for c in self.cameras if c["camera_id"] == camera_id), None)
+        if card is None or camera is None or not camera.get("frame_key"):
+            return
+        if camera["frame_key"] == card.frame_key:
             return
         try:
             latest = self.client.latest_frame(camera_id)
-            if latest["frame_key"] == card.frame_key:
+            if latest["frame_key"] != camera["frame_key"]:
+                self._schedule.forget("cameras")
                 return
             jpeg = self.client.fetch_frame(latest["url"])
         except BackendUnreachableError:
@@ -313,7 +332,8 @@ class Dashboard:
         except ControlApiError as error:
             card.show_no_frame(error.message)
             return
-        card.show_frame(jpeg, latest["frame_key"], latest.get("captured_at"))
+        card.show_frame(jpeg, latest["frame_key"], latest.get("captured_at"), camera.get("counts"))
+        card.show_caption(camera, _now())
 
     def _refresh_chart(self, camera_id: str, now: datetime) -> None:
         card = self._card(camera_id)
@@ -332,7 +352,7 @@ class Dashboard:
             card.show_chart(counts_chart_png(history.series(), title="counts (UTC)"))
 
     def _refresh_alerts(self, now: datetime) -> None:
-        self.alerts.show(self.client.alerts(limit=ALERTS_SHOWN), now)
+        self.alerts.show(self.client.alerts(limit=ALERTS_READ), now)
 
     def _show_banner(self) -> None:
         self.banner.show(
@@ -358,6 +378,7 @@ class Dashboard:
             f"Acknowledged {alert['camera_id']} · {alert['rule']} ({alert_id})"
             + ("" if answer.get("changed") else " (it already was)"),
             ok=True,
+            alert_id=alert_id,
         )
         with self._cycle_lock:
             try:

@@ -15,7 +15,7 @@ Examples:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -135,6 +135,79 @@ def alert_html(alert: dict[str, Any], now: datetime) -> str:
     )
 
 
+FRAMES_ARRIVING = ("running", "degraded")
+"""Camera states whose frames arrive, so whose rates mean something."""
+
+
+def camera_rates_text(camera_id: str, camera: dict[str, Any], device: dict[str, Any]) -> str:
+    """``shelf-1 running 9.8 fps · publishes 0.5/s``: the rate frames are decoded at and the rate
+    annotated frames leave the device at (frames published over the app's uptime); just the
+    state for a camera that receives no frames or a device that is stopped or offline (its
+    newest heartbeat is then older than the stop)."""
+    state = str(camera.get("state"))
+    if state not in FRAMES_ARRIVING or device.get("health") in ("STOPPED", "OFFLINE"):
+        return f"{camera_id} {state}"
+    text = f"{camera_id} {state} {float(camera.get('fps') or 0):.1f} fps"
+    uptime_s = float(device.get("uptime_s") or 0)
+    if uptime_s > 0:
+        text += f" · publishes {int(camera.get('frames_published') or 0) / uptime_s:.1f}/s"
+    return text
+
+
+def rule_outlook(
+    rules: list[dict[str, Any]],
+    camera: dict[str, Any] | None,
+    resolved: list[dict[str, Any]],
+    now: datetime,
+) -> list[str]:
+    """Why a camera's enabled rules cannot open an alert right now, one line per such rule.
+
+    A rule with an alert open (``GET /cameras``' ``active_alerts``) opens no other until that one
+    resolves; a rule whose last alert resolved less than ``cooldown_s`` ago (the newest of
+    ``resolved``, ``GET /alerts?state=RESOLVED``) opens none before the cooldown ends.
+
+    Args:
+        rules: the camera's rules (``settings.rules`` of a ``GET``/``PUT /config/{camera}``).
+        camera: the camera in ``GET /cameras`` (None when the backend has not seen it).
+        resolved: the camera's resolved alerts.
+        now: the time to judge cooldowns against.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> rule_outlook([{"type": "count_below", "name": "low", "cooldown_s": 30}],
+        ...     None, [{"rule": "low", "resolved_at": "2026-01-31T12:00:00Z"}],
+        ...     datetime(2026, 1, 31, 12, 0, 10, tzinfo=UTC))
+        ['low: cooldown until 12:00:30 UTC (its last alert resolved at 12:00:00); no alert opens before']
+    """
+    active = {alert.get("rule"): alert for alert in (camera or {}).get("active_alerts") or []}
+    lines = []
+    for rule in rules:
+        if rule.get("enabled") is False:
+            continue
+        key = rule.get("name") or rule.get("type")
+        if key in active:
+            lines.append(
+                f"{key}: alert open since {clock(active[key].get('opened_at'))} UTC; no new alert "
+                "(nor e-mail) while it is open: it resolves once the rule is no longer breached"
+            )
+            continue
+        times = [
+            parse_time(a["resolved_at"])
+            for a in resolved
+            if a.get("rule") == key and a.get("resolved_at")
+        ]
+        if not times:
+            continue
+        last = max(times)
+        until = last + timedelta(seconds=float(rule.get("cooldown_s") or 0))
+        if until > now:
+            lines.append(
+                f"{key}: cooldown until {clock(until)} UTC (its last alert resolved at "
+                f"{clock(last)}); no alert opens before"
+            )
+    return lines
+
+
 def devices_html(devices: list[dict[str, Any]]) -> str:
     """The devices table: health, heartbeat age, cameras (state, fps), spool, app version."""
     if not devices:
@@ -143,7 +216,7 @@ def devices_html(devices: list[dict[str, Any]]) -> str:
     for device in devices:
         health = str(device.get("health", "?"))
         cameras = "<br>".join(
-            f"{escape(str(cid))} {escape(str(cam.get('state')))} {float(cam.get('fps') or 0):.1f} fps"
+            escape(camera_rates_text(str(cid), cam, device))
             for cid, cam in sorted((device.get("cameras") or {}).items())
         )
         age = device.get("heartbeat_age_s")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -28,7 +28,7 @@ from kit.dashboard.config_form import (
     model_options,
     overrides_body,
 )
-from kit.dashboard.views import alert_html, camera_html, clock, devices_html
+from kit.dashboard.views import alert_html, camera_html, clock, devices_html, rule_outlook
 
 RULE_TITLES = {
     "count_below": "count below",
@@ -47,6 +47,8 @@ PARAM_TITLES = {
     "factor": "× refresh",
 }
 INT_PARAMS = {"threshold", "window"}
+OUTLOOK_RESOLVED_READ = 50
+"""Resolved alerts read to find a rule's last one (for its cooldown), newest first."""
 
 
 def _classed(widget: widgets.Widget, *names: str) -> widgets.Widget:
@@ -55,9 +57,14 @@ def _classed(widget: widgets.Widget, *names: str) -> widgets.Widget:
     return widget
 
 
-def message_html(text: str, *, ok: bool) -> str:
-    """A green (ok) or red message; the text is escaped and keeps its line breaks."""
-    color = "#2e7d32" if ok else "#c62828"
+NOTICE_COLOR = "#ef6c00"
+"""Orange: neither done nor refused (a saved rule that cannot open an alert yet)."""
+
+
+def message_html(text: str, *, ok: bool, color: str | None = None) -> str:
+    """A green (ok) or red message (or one of ``color``); the text is escaped and keeps its
+    line breaks."""
+    color = color or ("#2e7d32" if ok else "#c62828")
     body = escape(text).replace("\n", "<br>")
     return f'<div style="color:{color};white-space:normal">{body}</div>'
 
@@ -90,6 +97,7 @@ class CameraCard:
     def __init__(self, camera_id: str):
         self.camera_id = camera_id
         self.frame_key: str | None = None
+        self.frame_counts: dict[str, int] | None = None
         self.title = widgets.HTML(f"<b style='font-size:14px'>{escape(camera_id)}</b>")
         self.frame = _classed(
             widgets.Image(
@@ -117,10 +125,18 @@ class CameraCard:
             f"evk-camera-{camera_id}",
         )
 
-    def show_frame(self, jpeg: bytes, frame_key: str, captured_at: str | None) -> None:
-        """Show a new frame (the JPEG bytes) and when it was captured."""
+    def show_frame(
+        self,
+        jpeg: bytes,
+        frame_key: str,
+        captured_at: str | None,
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        """Show a new frame (the JPEG bytes), when it was captured and the counts of its payload
+        (the caption shows those while the frame is shown)."""
         self.frame.value = jpeg
         self.frame_key = frame_key
+        self.frame_counts = counts
         self.frame.layout.display = None
         when = f"{clock(captured_at)} UTC" if captured_at else "at an unknown time"
         self.frame_note.value = f"<small>frame captured {when}</small>"
@@ -130,6 +146,10 @@ class CameraCard:
         self.frame_note.value = f"<i>{escape(text)}</i>"
 
     def show_caption(self, camera: dict[str, Any], now: datetime) -> None:
+        """The caption of the camera record ``camera``; its counts are those of the frame shown
+        (the record may be of a newer payload whose frame is not shown yet)."""
+        if self.frame_counts is not None and camera.get("frame_key") != self.frame_key:
+            camera = {**camera, "counts": self.frame_counts}
         html = camera_html(camera, now)
         if self.caption.value != html:
             self.caption.value = html
@@ -169,20 +189,45 @@ class CameraGrid:
 
 
 class AlertFeed:
-    """The newest alerts, with an Acknowledge button on each OPEN one.
+    """The alerts: every open (OPEN, ACKED) one, then the newest resolved ones folded to a page,
+    with an Acknowledge button on each OPEN one.
+
+    A page of resolved alerts at a time keeps the control panel below within reach: a demo that
+    ran for an hour has hundreds. "Show more" unfolds the next page, "Show fewer" folds them again.
 
     Args:
         on_ack: called with the alert id when the user presses Acknowledge.
+        resolved_page: how many resolved alerts a page shows.
     """
 
-    def __init__(self, on_ack: Callable[[str], None]):
+    def __init__(self, on_ack: Callable[[str], None], resolved_page: int = 5):
+        if resolved_page < 1:
+            raise ValueError(f"resolved_page must be at least 1, got {resolved_page}")
         self.on_ack = on_ack
+        self.resolved_page = resolved_page
+        self.resolved_shown = resolved_page
         self.rows: dict[str, tuple[widgets.HTML, widgets.Button, widgets.HBox]] = {}
         self.note = _classed(widgets.HTML(), "evk-alert-note")
+        self.note_alert_id: str | None = None
         self.empty_note = widgets.HTML("<i>No alerts.</i>")
         self.list = widgets.VBox([self.empty_note])
+        self.folded = _classed(widgets.HTML(), "evk-alerts-folded")
+        self.more_button = _classed(
+            widgets.Button(description="Show more", layout=widgets.Layout(width="120px")),
+            "evk-alerts-more",
+        )
+        self.fewer_button = _classed(
+            widgets.Button(description="Show fewer", layout=widgets.Layout(width="120px")),
+            "evk-alerts-fewer",
+        )
+        self.more_button.on_click(self._on_more)
+        self.fewer_button.on_click(self._on_fewer)
+        self.fold = widgets.HBox([self.folded, self.more_button, self.fewer_button])
+        self.fold.layout.display = "none"
+        self._alerts: list[dict[str, Any]] = []
+        self._now: datetime | None = None
         self.widget = _classed(
-            widgets.VBox([widgets.HTML("<h3>Alerts</h3>"), self.note, self.list]),
+            widgets.VBox([widgets.HTML("<h3>Alerts</h3>"), self.note, self.list, self.fold]),
             "evk-alerts",
         )
 
@@ -203,23 +248,64 @@ class AlertFeed:
         return self.rows[alert_id]
 
     def show(self, alerts: list[dict[str, Any]], now: datetime) -> None:
-        """Show ``alerts`` (newest first)."""
+        """Show ``alerts`` (newest first): the open ones, then a page of the resolved ones."""
+        self._alerts, self._now = alerts, now
+        active = [a for a in alerts if a.get("state") != "RESOLVED"]
+        resolved = [a for a in alerts if a.get("state") == "RESOLVED"]
+        shown = [*active, *resolved[: self.resolved_shown]]
         children = []
-        for alert in alerts:
+        for alert in shown:
             text, button, row = self._row(alert["alert_id"])
             html = alert_html(alert, now)
             if text.value != html:
                 text.value = html
             button.layout.visibility = "visible" if alert.get("state") == "OPEN" else "hidden"
             children.append(row)
-        for gone in set(self.rows) - {a["alert_id"] for a in alerts}:
+        for gone in set(self.rows) - {a["alert_id"] for a in shown}:
             self.rows.pop(gone)[2].close()
-        shown = tuple(children) or (self.empty_note,)
-        if tuple(self.list.children) != shown:
-            self.list.children = shown
+        rows = tuple(children) or (self.empty_note,)
+        if tuple(self.list.children) != rows:
+            self.list.children = rows
+        self._show_fold(len(resolved) - min(len(resolved), self.resolved_shown))
+        self._forget_resolved_note(alerts)
 
-    def show_note(self, text: str, *, ok: bool) -> None:
+    def _show_fold(self, hidden: int) -> None:
+        unfolded = self.resolved_shown > self.resolved_page
+        self.fold.layout.display = None if hidden or unfolded else "none"
+        self.folded.value = (
+            f"<i>{hidden} older resolved alert{'s' * (hidden != 1)} folded</i>" if hidden else ""
+        )
+        self.more_button.layout.display = None if hidden else "none"
+        self.fewer_button.layout.display = None if unfolded else "none"
+
+    def _forget_resolved_note(self, alerts: list[dict[str, Any]]) -> None:
+        # "Acknowledged …" is about an alert still open: once it resolves, the note is stale.
+        if self.note_alert_id is None:
+            return
+        states = {a["alert_id"]: a.get("state") for a in alerts}
+        if states.get(self.note_alert_id, "RESOLVED") == "RESOLVED":
+            self.clear_note()
+
+    def _on_more(self, _: Any = None) -> None:
+        self.resolved_shown += self.resolved_page
+        self._show_again()
+
+    def _on_fewer(self, _: Any = None) -> None:
+        self.resolved_shown = self.resolved_page
+        self._show_again()
+
+    def _show_again(self) -> None:
+        if self._now is not None:
+            self.show(self._alerts, self._now)
+
+    def show_note(self, text: str, *, ok: bool, alert_id: str | None = None) -> None:
+        """A note above the feed; one about ``alert_id`` goes away when that alert resolves."""
         self.note.value = message_html(text, ok=ok)
+        self.note_alert_id = alert_id
+
+    def clear_note(self) -> None:
+        self.note.value = ""
+        self.note_alert_id = None
 
 
 class DeviceList:
@@ -325,6 +411,7 @@ class ControlPanel:
         )
         self.reload_button = _classed(widgets.Button(description="Reload"), "evk-reload")
         self.message = _classed(widgets.HTML(), "evk-control-message")
+        self.outlook = _classed(widgets.HTML(), "evk-control-outlook")
         self.camera.observe(self._on_camera, names="value")
         self.model.observe(self._on_model, names="value")
         self.apply_button.on_click(self._on_apply)
@@ -339,6 +426,7 @@ class ControlPanel:
                     *(editor.widget for editor in self.rules.values()),
                     widgets.HBox([self.apply_button, self.reload_button]),
                     self.message,
+                    self.outlook,
                 ]
             ),
             "evk-control",
@@ -447,6 +535,7 @@ class ControlPanel:
     def _on_camera(self, change: dict[str, Any]) -> None:
         if not self._loading and change["new"]:
             self.message.value = ""
+            self.outlook.value = ""
             self.load(change["new"])
 
     def _on_model(self, change: dict[str, Any]) -> None:
@@ -472,6 +561,7 @@ class ControlPanel:
             return
         form = self.form()
         what = changes(self.camera_config, form)
+        self.outlook.value = ""
         if not what:
             self.message.value = message_html("Nothing changed.", ok=True)
             return
@@ -488,8 +578,32 @@ class ControlPanel:
         self.message.value = message_html(
             f"Saved {form.camera_id} (revision {saved['revision']}): " + "; ".join(what), ok=True
         )
+        self.show_outlook(saved)
         if self.on_saved is not None:
             self.on_saved(saved)
+
+    def show_outlook(self, camera_config: dict[str, Any]) -> None:
+        """Say which of the camera's rules cannot open an alert yet, and why (an alert already
+        open, a cooldown): what the user just applied then shows no alert for a reason they see.
+        """
+        camera_id = camera_config["camera_id"]
+        rules = (camera_config.get("settings") or {}).get("rules") or []
+        try:
+            cameras = self.client.cameras()
+            resolved = self.client.alerts(state="RESOLVED", limit=OUTLOOK_RESOLVED_READ)
+        except ControlApiError as error:
+            self.outlook.value = message_html(
+                f"Cannot tell whether an alert can open now: {error.message}", ok=False
+            )
+            return
+        camera = next((c for c in cameras if c.get("camera_id") == camera_id), None)
+        own = [a for a in resolved if a.get("camera_id") == camera_id]
+        lines = rule_outlook(rules, camera, own, datetime.now(UTC))
+        self.outlook.value = (
+            message_html("No alert opens yet:\n" + "\n".join(lines), ok=True, color=NOTICE_COLOR)
+            if lines
+            else ""
+        )
 
 
 class LoginBox:

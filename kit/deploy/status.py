@@ -20,7 +20,7 @@ Examples:
     >>> from kit.deploy import device_status, format_devices
     >>> print(format_devices(device_status(settings)))          # doctest: +SKIP
     DEVICE  HEALTH   HEARTBEAT  APP    DEPLOYED        CAMERAS
-    demo-1  RUNNING  3s ago     0.1.0  local 2cba673d  demo-1 running 9.8 fps
+    demo-1  RUNNING  3s ago     0.1.0  local 2cba673d  shelf-1 running 9.8 fps, publishes 0.5/s
 """
 
 from __future__ import annotations
@@ -284,8 +284,29 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.0f}h ago"
 
 
+FRAMES_ARRIVING = ("running", "degraded")
+"""Camera states whose frames arrive, so whose rates mean something."""
+
+
+def camera_text(camera: CameraStatus, status: DeviceStatus) -> str:
+    """``shelf-1 running 9.8 fps, publishes 0.5/s``: a camera's state, the rate its frames are
+    decoded at and the rate annotated frames leave the device at (frames published over the
+    app's uptime); just the state for a camera that receives no frames, or whose device is not
+    running (its newest heartbeat is then older than the device's stop)."""
+    device_stopped = status.health in ("STOPPED", "OFFLINE") or (
+        status.process is not None and status.process.get("state") != "running"
+    )
+    if camera.state not in FRAMES_ARRIVING or device_stopped:
+        return f"{camera.camera_id} {camera.state}"
+    text = f"{camera.camera_id} {camera.state} {camera.fps:.1f} fps"
+    if status.uptime_s:
+        text += f", publishes {camera.frames_published / status.uptime_s:.1f}/s"
+    return text
+
+
 def format_devices(statuses: list[DeviceStatus]) -> str:
-    """A plain-text table for the CLI (one row per device, cameras with their fps)."""
+    """A plain-text table for the CLI (one row per device, each camera with its decoding and
+    publishing rates, see :func:`camera_text`)."""
     if not statuses:
         return "no devices: deploy one with `kit deploy --target local --device demo-1 --model <model>`"
     rows = [("DEVICE", "HEALTH", "HEARTBEAT", "APP", "DEPLOYED", "CAMERAS")]
@@ -298,7 +319,7 @@ def format_devices(statuses: list[DeviceStatus]) -> str:
         for name, version in (status.deployed.get("components") or {}).items():
             if not name.startswith("aws.greengrass."):
                 deployed += f" {name}={version}"
-        cameras = ", ".join(f"{c.camera_id} {c.state} {c.fps:.1f} fps" for c in status.cameras)
+        cameras = ", ".join(camera_text(c, status) for c in status.cameras)
         rows.append(
             (
                 status.device_id,

@@ -112,8 +112,9 @@ def test_the_image_serves_the_notebook_make_dashboard_serves_with_the_load_balan
     [command] = [rest for keyword, rest in _instructions() if keyword == "CMD"]
     argv = json.loads(command)
     make = (REPO_ROOT / "Makefile").read_text()
-    served = re.search(r"\$\(BIN\)/voila (\S+)", make).group(1)
-    assert argv[:2] == ["voila", served] == ["voila", "notebooks/dashboard.ipynb"]
+    served = re.search(r"^dashboard:.*\n\t\$\(BIN\)/python (-m \S+)", make, re.M).group(1).split()
+    # kit.dashboard.server: Voila on notebooks/dashboard.ipynb, closed pages ending their kernels
+    assert argv[:3] == ["python", *served] == ["python", "-m", "kit.dashboard.server"]
     assert "--Voila.ip=0.0.0.0" in argv and "--port=8866" in argv
     [headers] = [a for a in argv if a.startswith("--VoilaConfiguration.http_header_envs=")]
     assert "x-amzn-oidc-accesstoken" in headers

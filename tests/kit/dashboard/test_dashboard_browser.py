@@ -18,15 +18,18 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
+import psutil
 import pytest
+import requests
 
 from kit.core.settings import load_settings
+from kit.dashboard.server import voila_command
 from kit.local import LocalStack
 from kit.local.processes import free_port
 from kit.synthetic import draw_labels, render_scene
@@ -42,8 +45,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 REPO_ROOT = Path(__file__).resolve().parents[3]
-NOTEBOOK = REPO_ROOT / "notebooks" / "dashboard.ipynb"
 OLD_THRESHOLD = 8
+RESOLVED_ALERTS = 12
 NEW_THRESHOLD = 12
 
 pytestmark = pytest.mark.skipif(
@@ -83,14 +86,7 @@ def voila(stack, tmp_path_factory):
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("voila")),
-                str(NOTEBOOK),
-                "--no-browser",
-                "--Voila.ip=127.0.0.1",
-                f"--port={port}",
-                "--show_tracebacks=True",
-            ],
+            voila_command("--Voila.ip=127.0.0.1", f"--port={port}", "--show_tracebacks=True"),
             cwd=REPO_ROOT,
             env=env,
             stdout=out,
@@ -109,6 +105,7 @@ def voila(stack, tmp_path_factory):
         pytest.fail(f"{error}\n{log.read_text()[-3000:]}")
     if process.poll() is not None:
         pytest.fail(f"voila exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+    VOILA_PROCESSES[port] = psutil.Process(process.pid)
     yield f"http://127.0.0.1:{port}/", log
     process.terminate()
     try:
@@ -119,7 +116,7 @@ def voila(stack, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory):
+def browser(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -131,9 +128,60 @@ def browser_page(tmp_path_factory):
             viewport={"width": 1400, "height": 1000},
         )
         try:
-            yield context.new_page()
+            yield context
         finally:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser):
+    return browser.new_page()
+
+
+VOILA_PROCESSES: dict[int, psutil.Process] = {}
+"""The Voila server the module started, by port (its kernels are its children)."""
+
+KERNEL_ID_JS = (
+    "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
+)
+
+
+def kernel_exists(url: str, kernel_id: str) -> bool:
+    """Whether the Voila server at ``url`` still has the kernel (its ``/api/kernels/<id>``)."""
+    return requests.get(f"{url}api/kernels/{kernel_id}", timeout=10).status_code == 200
+
+
+def test_each_closed_page_leaves_no_kernel(voila, browser, stack):
+    """Three visits, each page closed as a person closes a tab: their kernels end (Voila's
+    shutdown call is accepted), and at most one kernel is left running."""
+    url, voila_log = voila
+    kernel_ids = []
+    for _ in range(3):
+        page = browser.new_page()
+        page.goto(url, timeout=60_000)
+        try:
+            wait_until(
+                lambda page=page: page.locator(".evk-dashboard").count() == 1, 60, what="the page"
+            )
+        except AssertionError:
+            print("--- voila log ---\n" + voila_log.read_text()[-4000:])
+            raise
+        kernel_id = page.evaluate(KERNEL_ID_JS)
+        assert kernel_exists(url, kernel_id)
+        kernel_ids.append(kernel_id)
+        page.close(run_before_unload=True)
+    try:
+        wait_until(
+            lambda: not any(kernel_exists(url, k) for k in kernel_ids),
+            60,
+            what="the closed pages' kernels to end",
+        )
+    except AssertionError:
+        print("--- voila log ---\n" + voila_log.read_text()[-4000:])
+        raise
+    voila_process = VOILA_PROCESSES[urlsplit(url).port]
+    wait_until(lambda: len(voila_process.children()) <= 1, what="at most one kernel process")
+    assert "_xsrf" not in voila_log.read_text()
 
 
 FRAME_BYTES_JS = """async (selector) => {
@@ -238,7 +286,68 @@ def test_live_frame_threshold_change_and_alert_in_the_browser(
     page.set_viewport_size({"width": 1400, "height": int(height) + 80})
     dashboard.screenshot(path=str(screenshot))
 
-    # The Acknowledge button acknowledges it.
+    # WHEN the user raises the threshold again while the alert is open THEN Apply says why no
+    # new alert opens.
+    threshold.fill(str(NEW_THRESHOLD + 1))
+    threshold.press("Enter")
+    page.locator("button.evk-apply").click()
+    wait(lambda: "threshold=13" in message.inner_text(), 20, "saved")
+    outlook = page.locator(".evk-control-outlook")
+    wait(lambda: "alert open since" in outlook.inner_text(), 20, "why no new alert opens")
+    assert "low-stock" in outlook.inner_text()
+
+    # The Acknowledge button acknowledges it; its note goes once the alert resolves.
     feed_row.locator("button.evk-ack").click()
     wait(lambda: api.get("/alerts", state="ACKED")["items"], 20, "the alert ACKED")
     assert api.get("/alerts", state="OPEN")["items"] == []
+    note = page.locator(".evk-alert-note")
+    wait(lambda: "Acknowledged shelf-1" in note.inner_text(), 20, "the Acknowledged note")
+    feed.publish("shelf-1", {"bottle": NEW_THRESHOLD + 5}, jpeg=second_jpeg)
+    wait(lambda: api.get("/alerts", state="RESOLVED")["items"], 30, "the alert RESOLVED")
+    wait(lambda: note.inner_text().strip() == "", 30, "the note gone with its alert")
+
+    # WHEN the user switches shelf-1's model THEN the backend's config names it.
+    feed.register_model("shelf", 2, ["bottle"])
+    model = page.locator(".evk-control-model select")
+    wait(lambda: "shelf:2" in model.inner_text(), 90, "shelf:2 offered")
+    model.select_option(label="shelf:2")
+    page.locator("button.evk-apply").click()
+    wait(lambda: "model → shelf:2" in message.inner_text(), 20, "saved")
+    assert api.get("/config/shelf-1")["overrides"]["model"] == {"name": "shelf", "version": 2}
+
+
+def test_the_page_is_usable_at_1280_by_800_with_many_resolved_alerts(
+    stack, voila, browser_page, make_api, make_feed, wait
+):
+    """GIVEN a camera whose alert opened and resolved a dozen times THEN at 1280x800 the feed
+    shows a page of them and folds the rest, and the control panel is within two screens."""
+    settings = stack.settings.model_copy(update={"endpoint_url": stack.endpoint_url})
+    api = make_api(settings.control_api_url(), settings.api_token)
+    feed = make_feed(settings)
+    rule = {"type": "count_below", "name": "flappy", "class_name": "bottle", "threshold": 5}
+    api.put("/config/busy-1", {"rules": [{**rule, "cooldown_s": 0}]})
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    for index in range(2 * RESOLVED_ALERTS):
+        sent = feed.publish(
+            "busy-1",
+            {"bottle": 1 if index % 2 == 0 else 9},
+            captured_at=start + timedelta(seconds=index),
+        )
+        wait(lambda sent=sent: api.camera_seen("busy-1", sent.payload_id), 30, "processed")
+    resolved = api.get("/alerts", camera="busy-1", state="RESOLVED", limit=50)["items"]
+    assert len(resolved) == RESOLVED_ALERTS
+
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(voila[0], timeout=60_000)
+    folded = page.locator(".evk-alerts-folded")
+    wait(lambda: "older resolved alerts folded" in folded.inner_text(), 60, "the folded alerts")
+    rows = page.locator(".evk-alerts .evk-alert")
+    assert rows.count() <= 5 + len(api.get("/alerts", state="OPEN")["items"]) + 1
+    top = page.locator(".evk-control").evaluate(
+        "(element) => element.getBoundingClientRect().top + window.scrollY"
+    )
+    assert top <= 2 * 800, f"the control panel starts {top:.0f} px down the page"
+
+    page.locator(".evk-alerts-more").click()
+    wait(lambda: rows.count() > 6, 20, "another page of resolved alerts")

@@ -329,7 +329,17 @@ def test_alerts_cameras_and_devices_are_shown_escaped():
         "app_version": "0.1.0",
     }
     table = devices_html([device])
-    assert "ERROR" in table and "shelf-1 failed 0.0 fps" in table and "4 s ago" in table
+    # a camera that receives no frames shows no rate
+    assert "ERROR" in table and "shelf-1 failed" in table and "4 s ago" in table
+    assert "fps" not in table
+    running = {
+        **device,
+        "health": "RUNNING",
+        "uptime_s": 100.0,
+        "cameras": {"shelf-1": {"state": "running", "fps": 9.8, "frames_published": 50}},
+    }
+    assert "shelf-1 running 9.8 fps · publishes 0.5/s" in devices_html([running])
+    assert "fps" not in devices_html([{**running, "health": "STOPPED"}])
     assert "No device" in devices_html([])
     assert age_text(None, T0) == "never" and age_text(T0, T0 + timedelta(hours=3)) == "3 h ago"
 
