@@ -26,6 +26,8 @@ from kit.registry import sha256_of
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "models" / "demo"
 IMGSZ = 320
+PRODUCTION = "production"
+"""The alias the demo models get on a model that has none (never moved once it exists)."""
 
 
 @dataclass(frozen=True)
@@ -65,39 +67,12 @@ def demo_metadata(name: str, directory: Path = DEMO_DIR) -> ModelMetadata:
     return ModelMetadata.model_validate_json((directory / name / "metadata.json").read_text())
 
 
-def evaluate_map50(model_path: Path, data_yaml: Path, imgsz: int) -> dict[str, float]:
-    """mAP50 overall and per class of ``model_path`` (``.pt`` or ``.onnx``) on the val split of ``data_yaml``."""
-    from kit.offline import configure_ultralytics
-
-    configure_ultralytics()
-    from ultralytics import YOLO
-
-    from kit.train.local import quiet_ultralytics
-
-    with quiet_ultralytics(), tempfile.TemporaryDirectory() as scratch:
-        metrics = YOLO(str(model_path), task="detect").val(
-            data=str(data_yaml),
-            imgsz=imgsz,
-            batch=1,
-            device="cpu",
-            plots=False,
-            project=scratch,
-            verbose=False,
-        )
-    result = {
-        "mAP50": round(float(metrics.box.map50), 4),
-        "mAP50-95": round(float(metrics.box.map), 4),
-    }
-    for index, class_map in zip(metrics.box.ap_class_index, metrics.box.ap50, strict=True):
-        result[f"mAP50/{metrics.names[int(index)]}"] = round(float(class_map), 4)
-    return result
-
-
 def build_demo_model(
     recipe: DemoRecipe, out_dir: Path = DEMO_DIR, work_dir: Path | None = None
 ) -> ModelMetadata:
     """Train, export, evaluate and write one demo model; return its metadata."""
     from kit.compile import export_onnx
+    from kit.promote import evaluate_model
     from kit.synthetic import make_dataset
     from kit.train import train_local
 
@@ -130,7 +105,7 @@ def build_demo_model(
         plots=False,
     )
     onnx = export_onnx(result.weights, IMGSZ)
-    metrics = evaluate_map50(onnx, heldout_yaml, IMGSZ)
+    metrics = evaluate_model(onnx, heldout_yaml, IMGSZ)
     target = out_dir / recipe.name
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result.weights, target / "model.pt")
@@ -180,47 +155,54 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def register_demo_models(
     settings=None, *, names: list[str] | None = None, directory: Path = DEMO_DIR
 ) -> dict[str, ModelMetadata]:
-    """Register the shipped demo models (alias ``production``) unless the registry already has them.
+    """Make the shipped demo models available in the registry without changing what is there.
 
-    Idempotent: a model whose ``production`` version carries the same ONNX checksum is left alone.
+    For each model, a registered version with the shipped ONNX checksum is reused; only when there
+    is none are the shipped files registered, as a new version. The alias ``production`` is set
+    only on a model that has no ``production`` alias yet: an alias that exists (the customer's
+    own production model, or a model promoted since) is never moved, and no version is deleted or
+    overwritten. Running it again changes nothing.
 
     Returns:
-        The registered (or already present) metadata by model name.
+        The registered demo version's metadata by model name (which ``production`` may or may
+        not point to).
     """
-    from kit.registry import ModelRegistry, RegistryError
+    from kit.registry import ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
     registered = {}
     for name in names or sorted(RECIPES):
         shipped = demo_metadata(name, directory)
-        try:
-            current = registry.get(f"{name}:production")
-            if (
-                current.formats.get("onnx")
-                and current.formats["onnx"].sha256 == shipped.formats["onnx"].sha256
-            ):
-                registered[name] = current
-                continue
-        except RegistryError:
-            pass
-        files = demo_model_files(name, directory)
-        metadata = registry.register(
-            name,
-            files,
-            classes=shipped.classes,
-            input_size=shipped.input_size,
-            metrics=shipped.metrics,
-            dataset=shipped.dataset,
-            framework=shipped.framework,
-            description=shipped.description,
-        )
-        registry.alias(name, "production", metadata.version)
+        metadata = _registered_copy(registry, name, shipped)
+        if metadata is None:
+            metadata = registry.register(
+                name,
+                demo_model_files(name, directory),
+                classes=shipped.classes,
+                input_size=shipped.input_size,
+                metrics=shipped.metrics,
+                dataset=shipped.dataset,
+                framework=shipped.framework,
+                description=shipped.description,
+            )
+        if PRODUCTION not in registry.aliases(name):
+            registry.alias(name, PRODUCTION, metadata.version)
         registered[name] = metadata
     return registered
+
+
+def _registered_copy(registry, name: str, shipped: ModelMetadata) -> ModelMetadata | None:
+    """The newest registered version of ``name`` whose ONNX file is the shipped one, if any."""
+    wanted = shipped.formats["onnx"].sha256
+    for metadata in reversed(registry.list_models(name)):
+        onnx = metadata.formats.get("onnx")
+        if onnx is not None and onnx.sha256 == wanted:
+            return metadata
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

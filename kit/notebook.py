@@ -11,17 +11,33 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kit.core.contracts import DetectionPayload
-from kit.core.settings import Settings, load_settings
+from kit.core.settings import Settings, find_project_root, load_settings
 from kit.offline import configure_ultralytics
 
 if TYPE_CHECKING:
+    from kit.data import DetectionDataset, LabellingSession
     from kit.local.runner import AlertNotice
+
+PROJECT_ROOT = (
+    find_project_root(Path(__file__).resolve().parent) or Path(__file__).resolve().parents[1]
+)
+"""The repository's root: relative notebook paths (``work_dir``, ``images_dir`` ...) start here,
+whatever folder the kernel was started in."""
+
+DEMO_PREFIX = "nb-demo-"
+"""What the ids of the devices and cameras the notebooks create start with, so that they are
+recognisably demo artefacts (and removed at the end of the notebook that made them)."""
+
+LABEL_FORMATS = ("coco", "voc", "label_studio", "ground_truth", "yolo")
+"""The ``labels_format`` values notebook 1 imports."""
 
 SPOOL_BYTES = 16 * 1024 * 1024
 """Room for what :func:`publish_payload` sends: a payload (and its frame) at a time."""
@@ -37,6 +53,8 @@ def setup(target: str = "local", *, start_local: bool = True, **overrides: Any) 
     """
     configure_ultralytics()
     logging.basicConfig(level=logging.WARNING)
+    # torch's export path warns about its own deprecations on every ONNX export: noise to a reader
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.")
     settings = load_settings(target=target, **overrides)
     if target == "local" and start_local:
         from kit.local import LocalStack
@@ -48,6 +66,272 @@ def setup(target: str = "local", *, start_local: bool = True, **overrides: Any) 
             f"target {settings.target}: region {settings.region}, bucket {settings.resources.bucket}"
         )
     return settings
+
+
+def project_path(path: str | Path) -> Path:
+    """``path`` made absolute: a relative one is taken from the project root, not the cwd.
+
+    Examples:
+        >>> project_path(".evk/notebooks") == PROJECT_ROOT / ".evk" / "notebooks"
+        True
+    """
+    path = Path(path).expanduser()
+    return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
+
+
+def load_labelled_images(
+    images_dir: str | Path, labels: str | Path, labels_format: str
+) -> DetectionDataset:
+    """A customer's labelled images as one dataset, whatever tool labelled them.
+
+    Args:
+        images_dir: the folder of images (relative: from the project root).
+        labels: the labels export: a COCO json, a Label Studio json, a Ground Truth manifest, a
+            folder of VOC xml files, or a YOLO ``data.yaml`` (or a folder of YOLO label files,
+            whose classes then come from a ``classes.txt`` next to them).
+        labels_format: one of :data:`LABEL_FORMATS`.
+
+    Raises:
+        ValueError: an unknown ``labels_format``.
+        FileNotFoundError: ``images_dir`` or ``labels`` does not exist.
+        DatasetFormatError: the labels are malformed (the error names the file and entry).
+    """
+    from kit.data import DetectionDataset
+
+    images, labels_path = project_path(images_dir), project_path(labels)
+    for what, path in (("images_dir", images), ("labels", labels_path)):
+        if not path.exists():
+            raise FileNotFoundError(f"{what} {path} does not exist")
+    fmt = labels_format.lower().replace(" ", "_").replace("-", "_")
+    if fmt == "coco":
+        return DetectionDataset.from_coco(annotations_path=labels_path, images_dir=images)
+    if fmt == "voc":
+        return DetectionDataset.from_voc(annotations_dir=labels_path, images_dir=images)
+    if fmt == "label_studio":
+        return DetectionDataset.from_label_studio(json_path=labels_path, images_dir=images)
+    if fmt == "ground_truth":
+        return DetectionDataset.from_ground_truth_manifest(
+            manifest_path=labels_path, images_dir=images
+        )
+    if fmt == "yolo":
+        if labels_path.is_file():
+            return DetectionDataset.from_yolo(images_dir=images, data_yaml=labels_path)
+        classes_file = labels_path / "classes.txt"
+        if not classes_file.is_file():
+            raise FileNotFoundError(
+                f"YOLO labels {labels_path}: give its data.yaml, or put the class names in "
+                f"{classes_file}, one a line"
+            )
+        classes = [line.strip() for line in classes_file.read_text().splitlines() if line.strip()]
+        return DetectionDataset.from_yolo(
+            images_dir=images, labels_dir=labels_path, classes=classes
+        )
+    raise ValueError(f"labels_format {labels_format!r} is not one of {', '.join(LABEL_FORMATS)}")
+
+
+def widget_labels(session: LabellingSession) -> DetectionDataset:
+    """The images labelled (saved) in a labelling session, with their boxes."""
+    from kit.data import DetectionDataset
+
+    dataset = DetectionDataset.from_yolo(
+        images_dir=session.image_paths[0].parent,
+        labels_dir=session.labels_dir,
+        classes=session.classes,
+    )
+    return dataset.subset(
+        [item for item in dataset.items if session.label_path(item.path).is_file()]
+    )
+
+
+def latest_dataset(settings: Settings, name: str) -> str:
+    """``name:v<n>``, the newest uploaded version of dataset ``name``.
+
+    Raises:
+        LookupError: no version of ``name`` was uploaded (run notebook 1 first).
+    """
+    from kit.data.upload import list_dataset_versions
+
+    versions = list_dataset_versions(
+        s3_client=settings.client("s3"), bucket=settings.resources.bucket, name=name
+    )
+    if not versions:
+        raise LookupError(
+            f"no dataset {name!r} in s3://{settings.resources.bucket}/datasets/: "
+            "run notebook 1 (01_label_data) first, or name another dataset"
+        )
+    return f"{name}:{versions[-1]}"
+
+
+def fetch_dataset(settings: Settings, dataset: str, out_dir: str | Path) -> Path:
+    """Download an uploaded dataset version; return its ``data.yaml`` (with an absolute ``path``).
+
+    Args:
+        dataset: ``name:v<n>``, or ``name`` for the newest version.
+        out_dir: where it goes (``<out_dir>/<name>/<version>/``); files already there are reused.
+
+    Raises:
+        LookupError: the dataset or version does not exist.
+    """
+    import yaml
+
+    name, _, version = dataset.partition(":")
+    if not version:
+        name, _, version = latest_dataset(settings, name).partition(":")
+    s3, bucket = settings.client("s3"), settings.resources.bucket
+    prefix = f"datasets/{name}/{version}/"
+    folder = Path(out_dir) / name / version
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+    ]
+    if prefix + "manifest.json" not in keys:
+        raise LookupError(f"dataset {name}:{version} is not in s3://{bucket}/datasets/")
+    for key in keys:
+        local = folder / key[len(prefix) :]
+        if not local.is_file():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(local))
+    data_yaml = folder / "data.yaml"
+    data = yaml.safe_load(data_yaml.read_text())
+    data["path"] = str(folder.resolve())
+    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return data_yaml
+
+
+def training_base(settings: Settings, model_name: str, base: str) -> tuple[str, str]:
+    """What notebook 2 fine-tunes from, and a sentence saying why.
+
+    Args:
+        model_name: the model being trained (a new version of it is registered).
+        base: a model config (``yolov8n.yaml``: from scratch), a ``.pt`` file (relative: from the
+            project root), a registered ``name:version`` / ``name:alias``, or an alias of
+            ``model_name`` alone (``production``). A model that has no such alias yet (a new use
+            case) starts from the shipped shelf demo model's weights: transfer learning from a
+            detector, whose head is rebuilt for the new classes.
+
+    Raises:
+        RegistryError: ``name:version`` / ``name:alias`` names nothing registered.
+    """
+    from kit.registry import ModelRegistry, RegistryError
+
+    if base.endswith((".yaml", ".yml")):
+        return base, f"training from scratch ({base})"
+    if base.endswith(".pt"):
+        return str(project_path(base)), f"fine-tuning your weights {project_path(base)}"
+    ref = base if ":" in base else f"{model_name}:{base}"
+    registry = ModelRegistry.from_settings(settings)
+    try:
+        resolved = registry.resolve(ref)
+    except RegistryError:
+        if ":" in base:
+            raise
+        from kit.demo_models import demo_model_files
+
+        weights = demo_model_files("shelf")["pytorch"]
+        return str(weights), (
+            f"{ref} does not exist yet: fine-tuning the shipped shelf demo model's weights "
+            "(transfer learning; the head is rebuilt for this dataset's classes)"
+        )
+    return ref, f"fine-tuning {ref} ({resolved.name}:{resolved.version})"
+
+
+def demo_camera_configs(cameras: Sequence[str], default_source: str | Path) -> list[dict[str, Any]]:
+    """Camera configs from the notebooks' ``cameras`` parameter.
+
+    Each entry is ``<id>=<source>`` (file, image folder, ``rtsp://``, ``webcam:0``) or an id
+    alone, which then plays ``default_source`` (e.g. the dataset's held-out images) in a loop.
+
+    Raises:
+        ValueError: no camera, or a malformed camera id.
+    """
+    from kit.package.device import parse_camera
+
+    if not cameras:
+        raise ValueError(
+            "cameras is empty: name at least one, e.g. 'nb-demo-cam' or 'dock=rtsp://…'"
+        )
+    configs = []
+    for entry in cameras:
+        camera_id, _, source = entry.partition("=")
+        source = source or str(default_source)
+        config = parse_camera(f"{camera_id}={source}", process_fps=2.0)
+        if Path(source).is_dir():
+            config["source"] = {"uri": str(Path(source).resolve()), "loop": True, "fps": 2}
+        configs.append(config)
+    return configs
+
+
+def remove_demo_artefacts(
+    settings: Settings,
+    *,
+    devices: Iterable[str] = (),
+    cameras: Iterable[str] = (),
+    api: Any = None,
+) -> dict[str, int]:
+    """Remove what a notebook made for its demo: devices, cameras, their alerts and records.
+
+    Local devices are stopped and uninstalled; the devices', cameras', detections' and alerts'
+    records of these ids are deleted from the tables, and the cameras' overrides from the
+    control config (through the control API when ``api`` is given). Only ids that start with
+    :data:`DEMO_PREFIX` are accepted, so a customer's own device or camera is never touched.
+
+    Returns:
+        How many records of each kind were deleted.
+
+    Raises:
+        ValueError: an id that is not a demo id.
+    """
+    devices, cameras = list(devices), list(cameras)
+    foreign = [i for i in [*devices, *cameras] if not i.startswith(DEMO_PREFIX)]
+    if foreign:
+        raise ValueError(f"{foreign} are not demo ids (they must start with {DEMO_PREFIX!r})")
+    removed = {"devices": 0, "cameras": 0, "alerts": 0, "detections": 0}
+    if settings.target == "local":
+        from kit.deploy.local import LocalDevice
+
+        for device_id in devices:
+            device = LocalDevice(settings, device_id)
+            if device.directory.is_dir():
+                device.remove()
+    dynamodb, names = settings.client("dynamodb"), settings.resources
+    for device_id in devices:
+        dynamodb.delete_item(TableName=names.devices_table, Key={"device_id": {"S": device_id}})
+        removed["devices"] += 1
+    for camera_id in cameras:
+        dynamodb.delete_item(TableName=names.cameras_table, Key={"camera_id": {"S": camera_id}})
+        removed["cameras"] += 1
+        removed["alerts"] += _delete_queried(
+            dynamodb, names.alerts_table, ("alert_id",), camera_id, index="by-camera"
+        )
+        removed["detections"] += _delete_queried(
+            dynamodb, names.detections_table, ("camera_id", "sk"), camera_id
+        )
+    if api is not None and cameras:
+        config = api.config()
+        kept = {k: v for k, v in config.get("cameras", {}).items() if k not in cameras}
+        if len(kept) != len(config.get("cameras", {})):
+            config["cameras"] = kept
+            api.request("PUT", "/config", json=config)
+    return removed
+
+
+def _delete_queried(
+    dynamodb: Any, table: str, key_names: tuple[str, ...], camera_id: str, index: str | None = None
+) -> int:
+    query: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "camera_id = :camera",
+        "ExpressionAttributeValues": {":camera": {"S": camera_id}},
+    }
+    if index:
+        query["IndexName"] = index
+    deleted = 0
+    for page in dynamodb.get_paginator("query").paginate(**query):
+        for item in page.get("Items", []):
+            dynamodb.delete_item(TableName=table, Key={k: item[k] for k in key_names})
+            deleted += 1
+    return deleted
 
 
 def show(

@@ -3,7 +3,11 @@
 papermill executes each one in a fresh kernel (the venv's python3) against a local stack of the
 test session's own (EVK_STATE_DIR is the session's temp dir, ports are free ones); the stack is
 stopped when the module ends. nbval (lax) then runs the executed notebook again — with papermill's
-injected parameters — and compares the outputs of the cells tagged ``nbval-check-output``."""
+injected parameters — and compares the outputs of the cells tagged ``nbval-check-output``.
+
+Before the first notebook the registry already holds a customer's state (the demo models with an
+extra alias of the customer's); after the last one it must be exactly as it was, and no demo device
+or camera may be left in the backend."""
 
 from __future__ import annotations
 
@@ -16,7 +20,11 @@ import papermill
 import pytest
 
 from kit.core.settings import load_settings
+from kit.demo_models import register_demo_models
+from kit.deploy.local import DEVICES_FOLDER
 from kit.local import LocalStack
+from kit.notebook import DEMO_PREFIX
+from kit.registry import ModelRegistry
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 QUICK = {"target": "local", "quick": True, "interactive": False}
@@ -27,10 +35,21 @@ for a hang (quick, a notebook takes about 2 minutes on an idle 2-core machine)."
 
 @pytest.fixture(scope="module")
 def notebook_stack():
-    """The local stack the notebooks start (they call kit.notebook.setup); stopped at the end."""
+    """The local stack the notebooks use (already up, so they find it); stopped at the end."""
     stack = LocalStack(load_settings())
+    stack.up()
     yield stack
     stack.down(snapshot=False)
+
+
+@pytest.fixture(scope="module")
+def aliases_before(notebook_stack):
+    """A customer's registry before the notebooks run: every alias of every model."""
+    settings = load_settings()
+    registry = ModelRegistry.from_settings(settings)
+    register_demo_models(settings)
+    registry.alias("shelf", "customer-pinned", registry.aliases("shelf")["production"])
+    return {name: registry.aliases(name) for name in registry.model_names()}
 
 
 def test_every_numbered_notebook_exists():
@@ -58,7 +77,9 @@ def test_committed_without_outputs_and_with_a_parameters_cell(notebook):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_headless_with_quick_parameters(notebook, notebook_stack, tmp_path):
+def test_notebook_runs_headless_with_quick_parameters(
+    notebook, notebook_stack, aliases_before, tmp_path
+):
     source = "".join(
         "".join(c["source"])
         for c in json.loads(notebook.read_text())["cells"]
@@ -83,3 +104,18 @@ def test_notebook_runs_headless_with_quick_parameters(notebook, notebook_stack, 
         capture_output=True, text=True, timeout=RERUN_TIMEOUT_S, cwd=notebook.parent,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_notebooks_leave_the_aliases_and_no_demo_artefacts(notebook_stack, aliases_before):
+    settings = load_settings()
+    registry = ModelRegistry.from_settings(settings)
+    assert {name: registry.aliases(name) for name in aliases_before} == aliases_before
+    dynamodb, names = settings.client("dynamodb"), settings.resources
+    for table, key in ((names.devices_table, "device_id"), (names.cameras_table, "camera_id")):
+        ids = [item[key]["S"] for item in dynamodb.scan(TableName=table)["Items"]]
+        assert not [i for i in ids if i.startswith(DEMO_PREFIX)], (table, ids)
+    alerts = dynamodb.scan(TableName=names.alerts_table)["Items"]
+    assert not [a for a in alerts if a["camera_id"]["S"].startswith(DEMO_PREFIX)]
+    devices_folder = settings.state_dir / DEVICES_FOLDER
+    left = sorted(p.name for p in devices_folder.glob(DEMO_PREFIX + "*"))
+    assert not left, f"local demo devices left installed: {left}"

@@ -1,0 +1,121 @@
+"""What the notebooks lean on: paths from the project root, demo models that leave a customer's
+aliases alone, promotion only when better, and demo artefacts removed without touching others."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.demo_models import demo_model_files, register_demo_models
+from kit.notebook import PROJECT_ROOT, project_path, remove_demo_artefacts
+from kit.promote import compare_and_promote, compare_with_parent
+from kit.registry import ModelRegistry
+from kit.synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def heldout_yaml(tmp_path_factory):
+    """Shelf scenes the demo model never saw; their val half is the held-out split."""
+    folder = tmp_path_factory.mktemp("heldout")
+    return make_dataset("shelf", folder, n_images=12, seed=31, splits=(0.5, 0.5, 0.0))
+
+
+def test_relative_paths_start_at_the_project_root_whatever_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert project_path(".evk/notebooks") == PROJECT_ROOT / ".evk" / "notebooks"
+    assert (PROJECT_ROOT / "Pulumi.yaml").is_file()
+    assert project_path(tmp_path / "x") == tmp_path / "x"
+
+
+def test_demo_models_never_move_an_alias_that_exists(backend_settings):
+    registry = ModelRegistry.from_settings(backend_settings)
+    customer = registry.register(
+        "shelf", {"onnx": demo_model_files("fish")["onnx"]}, classes=["bottle"], input_size=320
+    )
+    registry.alias("shelf", "production", customer.version)
+
+    registered = register_demo_models(backend_settings, names=["shelf", "fish"])
+    again = register_demo_models(backend_settings, names=["shelf", "fish"])
+
+    assert registry.aliases("shelf") == {"production": customer.version}
+    assert registered["shelf"].version != customer.version
+    assert registry.aliases("fish") == {"production": registered["fish"].version}
+    assert {n: m.version for n, m in again.items()} == {n: m.version for n, m in registered.items()}
+    assert registry.versions("shelf") == [customer.version, registered["shelf"].version]
+
+
+def test_promotion_only_when_better_or_forced(backend_settings, heldout_yaml):
+    registry = ModelRegistry.from_settings(backend_settings)
+    production = register_demo_models(backend_settings, names=["shelf"])["shelf"]
+    same = registry.register("shelf", demo_model_files("shelf"), classes=["bottle"], input_size=320)
+
+    kept = compare_and_promote(
+        f"shelf:{same.version}", heldout_yaml, registry=registry, speed_runs=2
+    )
+    assert not kept.promoted and "not better, not promoted" in kept.reason
+    assert kept.candidate.metrics["mAP50"] == kept.current.metrics["mAP50"] > 0.5
+    assert kept.candidate.median_ms > 0 and kept.candidate.size_bytes > 0
+    assert registry.aliases("shelf")["production"] == production.version
+
+    forced = compare_and_promote(
+        f"shelf:{same.version}", heldout_yaml, registry=registry, force=True, speed_runs=2
+    )
+    assert forced.promoted and forced.previous_version == production.version
+    assert registry.aliases("shelf")["production"] == same.version
+
+
+def test_a_model_without_production_gets_it_and_other_classes_need_force(
+    backend_settings, heldout_yaml
+):
+    registry = ModelRegistry.from_settings(backend_settings)
+    first = registry.register(
+        "crate", demo_model_files("shelf"), classes=["bottle"], input_size=320
+    )
+    decision = compare_and_promote(f"crate:{first.version}", heldout_yaml, registry=registry)
+    assert decision.promoted and decision.current is None
+    assert registry.aliases("crate") == {"production": first.version}
+
+    other = registry.register("crate", demo_model_files("fish"), classes=["fish"], input_size=320)
+    refused = compare_and_promote(f"crate:{other.version}", heldout_yaml, registry=registry)
+    assert not refused.promoted and "not comparable" in refused.reason
+    assert registry.aliases("crate") == {"production": first.version}
+
+
+def test_registration_is_refused_when_the_new_weights_are_worse_than_their_parent(
+    backend_settings, heldout_yaml
+):
+    parent = register_demo_models(backend_settings, names=["shelf"])["shelf"]
+    ruined = demo_model_files("fish")["pytorch"]  # finds no bottle: a run that wrecked the model
+
+    refused = compare_with_parent(
+        ruined, f"shelf:{parent.version}", heldout_yaml, imgsz=320, settings=backend_settings
+    )
+    assert not refused.allowed and "worse, not registered" in refused.reason
+    assert refused.parent_metrics["mAP50"] > 0.5 > refused.new_metrics["mAP50"]
+
+    forced = compare_with_parent(
+        ruined,
+        f"shelf:{parent.version}",
+        heldout_yaml,
+        imgsz=320,
+        force=True,
+        settings=backend_settings,
+    )
+    assert forced.allowed and "because forced" in forced.reason
+
+
+def test_only_demo_artefacts_are_removed(backend_settings):
+    dynamodb, names = backend_settings.client("dynamodb"), backend_settings.resources
+    for device_id in ("nb-demo-device", "customer-gateway"):
+        dynamodb.put_item(TableName=names.devices_table, Item={"device_id": {"S": device_id}})
+    dynamodb.put_item(TableName=names.cameras_table, Item={"camera_id": {"S": "nb-demo-cam"}})
+
+    with pytest.raises(ValueError, match="customer-gateway"):
+        remove_demo_artefacts(backend_settings, devices=["customer-gateway"])
+    removed = remove_demo_artefacts(
+        backend_settings, devices=["nb-demo-device"], cameras=["nb-demo-cam"]
+    )
+
+    assert removed["devices"] == 1 and removed["cameras"] == 1
+    left = [i["device_id"]["S"] for i in dynamodb.scan(TableName=names.devices_table)["Items"]]
+    assert left == ["customer-gateway"]
+    assert not dynamodb.scan(TableName=names.cameras_table)["Items"]
