@@ -9,8 +9,9 @@ function's result back into status, headers and body the way API Gateway does (a
 ``404 {"message":"Not Found"}`` without invoking the function.
 
 :class:`HttpApiServer` serves it over HTTP/1.1 with Tornado's server: concurrent connections,
-keep-alive, 400 for a malformed request, 413 for a body over API Gateway's 10 MB quota (read
-and dropped, never held in memory).
+keep-alive, 400 for a malformed request, 413 for a body over API Gateway's 10 MB quota (never
+held in memory: answered before it is read when ``Content-Length`` announces it, read and dropped
+when it comes chunked).
 
 Examples:
     >>> match_route("GET", "/config/shelf-1", ["GET /config", "GET /config/{camera}"])
@@ -23,16 +24,18 @@ import asyncio
 import base64
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from tornado import httputil
+from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
@@ -171,11 +174,17 @@ Invoke = Callable[[dict[str, Any]], Any]
 
 API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
 """The largest request body API Gateway HTTP APIs take (their 10 MB payload quota); a larger one
-gets 413 here too, and its bytes are read and dropped as they come, never held in memory."""
+gets 413 here too and is never held in memory: one announced by ``Content-Length`` is answered
+before it is read, a chunked one is read and dropped as it comes."""
 DISCARD_LIMIT_BYTES = 1024**3
-"""A body declared larger than this is not even read: the connection gets 400 and is closed."""
+"""A chunked body longer than this is not read to its end: the connection gets 400 and closes."""
 BODY_TIMEOUT_S = 60.0
 """A request whose body takes longer to arrive is dropped (its connection closed)."""
+LINGER_S = 30.0
+"""After refusing a body announced too large, the longest time what the client still sends is
+read and dropped before the connection closes."""
+LINGER_IDLE_S = 5.0
+"""... and the connection closes sooner once the client sends nothing for this long."""
 IDLE_CONNECTION_TIMEOUT_S = 75.0
 """A kept-alive connection idle this long is closed."""
 _JSON = [("Content-Type", "application/json")]
@@ -203,13 +212,50 @@ class _Exchange(httputil.HTTPMessageDelegate):
         self,
         start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
         headers: httputil.HTTPHeaders,
-    ) -> None:
+    ) -> Awaitable[None] | None:
         assert isinstance(start_line, httputil.RequestStartLine)
         self.start_line = start_line
         self.headers = headers
-        declared = headers.get("Content-Length", "")
+        declared = headers.get("Content-Length", "").strip()
         if declared.isdigit() and int(declared) > self.server.max_body_bytes:
-            self.too_large = True
+            return self._refuse_unread(int(declared))
+        return None
+
+    async def _refuse_unread(self, declared: int) -> None:
+        """Answer 413 to a body announced too large before any of it is read, then close.
+
+        The connection is taken over from Tornado, which would otherwise read the body first.
+        Before closing, what the client still sends is read and dropped (until it stops for
+        :data:`LINGER_IDLE_S`, for :data:`LINGER_S` at most): closing with unread bytes resets
+        the connection, and a client that sends its whole body before it reads the answer would
+        get the reset instead of the 413.
+        """
+        assert self.start_line is not None
+        assert isinstance(self.connection, HTTP1Connection)
+        method, target = self.start_line.method, self.start_line.path
+        stream = self.connection.detach()
+        limit = self.server.max_body_bytes
+        log.info("%s %s -> 413 (announced a body of %d bytes)", method, target, declared)
+        _, _, payload = _problem(413, f"Request Entity Too Large: the limit is {limit:,} bytes")
+        head = (
+            "HTTP/1.1 413 Request Entity Too Large\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        try:
+            await stream.write(head.encode() + payload)
+            if stream.socket is not None:
+                stream.socket.shutdown(socket.SHUT_WR)
+            async with asyncio.timeout(LINGER_S):
+                while True:
+                    await asyncio.wait_for(
+                        stream.read_bytes(65536, partial=True), timeout=LINGER_IDLE_S
+                    )
+        except (StreamClosedError, OSError, TimeoutError):
+            pass
+        finally:
+            stream.close()
 
     def data_received(self, chunk: bytes) -> None:
         self.received += len(chunk)
@@ -277,8 +323,9 @@ class HttpApiServer:
     The server is Tornado's HTTP/1.1 server on its own thread: connections are accepted and
     read concurrently (keep-alive, a listen backlog of :data:`LISTEN_BACKLOG`), a malformed
     request (bad ``Content-Length``, bad request line or header) gets 400, a body over
-    ``max_body_bytes`` gets 413 without being kept in memory. The function itself runs one
-    invocation at a time, like one Lambda instance.
+    ``max_body_bytes`` gets 413 without being kept in memory (before it is sent, when its
+    ``Content-Length`` announces it). The function itself runs one invocation at a time, like
+    one Lambda instance.
 
     Examples:
         >>> server = HttpApiServer(lambda e: {"ok": True}, ["GET /health"], port=0)  # doctest: +SKIP

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -37,3 +38,10 @@ def aws() -> Callable[[str, str], Any]:
         )
 
     return client
+
+
+@pytest.fixture
+def control_api(local_stack, backend_settings):
+    """(host, port, token) of the session stack's control API, over a freshly provisioned backend."""
+    url = urlsplit(local_stack.status().services["runner"]["url"])
+    return url.hostname, url.port, backend_settings.api_token
