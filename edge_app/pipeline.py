@@ -61,7 +61,8 @@ class CameraProcessor:
         detector: the loaded model (may be shared with other cameras: the processor uses its own
             input buffer and only the detector's stateless stages).
         model: which model ``detector`` is, for payloads.
-        camera_settings: the camera's resolved control settings (confidence, zones, lines …).
+        camera_settings: the camera's resolved control settings (confidence, NMS IoU, max
+            detections, zones, lines …).
         frame_rate: expected analysed frames per second (sizes the tracker's lost-track buffer).
     """
 
@@ -103,7 +104,8 @@ class CameraProcessor:
         )
 
     def configure(self, camera_settings: CameraSettings) -> None:
-        """Apply zones, lines and confidence; a line whose spec did not change keeps its counts.
+        """Apply zones, lines, confidence, IoU and max detections; a line whose spec did not
+        change keeps its counts.
 
         Raises:
             RuntimeError: while frames are in flight (`collect` them first).
@@ -166,7 +168,13 @@ class CameraProcessor:
             self._free_inputs.append(buffer)
         height, width = frame.image.shape[:2]
         low = min(0.1, self.camera_settings.confidence)
-        detections = self.detector.postprocess(raw, info, conf=low)
+        detections = self.detector.postprocess(
+            raw,
+            info,
+            conf=low,
+            iou=self.camera_settings.iou,
+            max_det=self.camera_settings.max_detections,
+        )
         tracked = self.tracker.update(detections)
         confident = tracked[tracked.confidence >= self.camera_settings.confidence]
         zone_counts = {}

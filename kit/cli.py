@@ -17,9 +17,14 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kit.core.contracts import export_schemas
+from kit.core.contracts.model import ModelMetadata
 from kit.core.settings import Settings, SettingsError, find_project_root, load_settings
+
+if TYPE_CHECKING:
+    from kit.registry import ModelRegistry
 
 log = logging.getLogger("kit")
 
@@ -200,6 +205,12 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     from kit.registry import ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
+    if args.action == "register":
+        return _register(registry, args)
+    if args.action == "promote":
+        return _promote(registry, args)
+    if args.action != "list" and not args.ref:
+        raise ValueError(f"models {args.action} needs a model: a name, name:version or name:alias")
     if args.action == "list":
         for metadata in registry.list_models(args.ref):
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in metadata.metrics.items() if "/" not in k)
@@ -211,6 +222,9 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{name}:{alias} -> {version}")
     elif args.action == "get":
         print(registry.get(args.ref).model_dump_json(indent=2))
+    elif args.action == "show":
+        metadata = registry.get(args.ref)
+        print(describe_model(metadata, registry.aliases(metadata.name)))
     elif args.action == "alias":
         name, alias, version = args.ref, args.alias, args.version
         print(f"{name}:{alias} -> {registry.alias(name, alias, version)}")
@@ -219,6 +233,96 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     elif args.action == "download":
         print(registry.download(args.ref, args.format))
     return 0
+
+
+def _promote(registry: ModelRegistry, args: argparse.Namespace) -> int:
+    """``kit models promote CANDIDATE --data D``: prints both models' scores and the decision;
+    0 whether or not the alias moved (not moving it is an answer, not a failure)."""
+    from kit.promote import compare_and_promote
+
+    if not args.ref or not args.data:
+        raise ValueError(
+            "models promote needs a candidate (name:version) and --data (the data.yaml whose val "
+            "split both models are measured on)"
+        )
+    decision = compare_and_promote(
+        args.ref,
+        args.data,
+        alias=args.alias_option or "production",
+        fmt=args.format,
+        min_gain=args.min_gain,
+        force=args.force,
+        promote=not args.dry_run,
+        registry=registry,
+    )
+    for row in decision.rows():
+        print(
+            "  ".join(
+                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+            )
+        )
+    print(decision.reason)
+    return 0
+
+
+def _register(registry: ModelRegistry, args: argparse.Namespace) -> int:
+    from kit.registry import register_model_file
+
+    if not args.ref:
+        raise ValueError(
+            "models register needs the model file: kit models register FILE --name NAME"
+        )
+    if not args.name:
+        raise ValueError("models register needs --name NAME: the registry name of the model")
+    metadata = register_model_file(
+        args.name,
+        args.ref,
+        alias=args.alias_option,
+        export=_comma_list(args.export),
+        check=args.check,
+        classes=_comma_list(args.classes) or None,
+        imgsz=args.imgsz,
+        description=args.description,
+        registry=registry,
+    )
+    aliases = {args.alias_option: metadata.version} if args.alias_option else {}
+    print(f"registered {metadata.name}:{metadata.version}")
+    print(describe_model(metadata, aliases))
+    return 0
+
+
+def _comma_list(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def describe_model(metadata: ModelMetadata, aliases: dict[str, int]) -> str:
+    """A registered version for people: classes, input, formats with checksums, metrics, aliases."""
+    pointing = [a for a, v in aliases.items() if v == metadata.version]
+    lines = [
+        f"{metadata.name}:{metadata.version}"
+        + (f"  (aliases: {', '.join(pointing)})" if pointing else ""),
+        f"  task: {metadata.task}",
+        f"  classes ({len(metadata.classes)}): {', '.join(metadata.classes)}",
+        f"  input size: {metadata.input_size} px, stride {metadata.stride}",
+    ]
+    for fmt, artifact in metadata.formats.items():
+        lines.append(
+            f"  {fmt}: {artifact.file} ({artifact.size_bytes:,} bytes, {artifact.precision}, "
+            f"sha256 {artifact.sha256[:16]}…)"
+        )
+    if metadata.metrics:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in metadata.metrics.items() if "/" not in k)
+        lines.append(f"  metrics: {shown}")
+    for label, value in (
+        ("parent", metadata.parent),
+        ("dataset", metadata.dataset),
+        ("framework", metadata.framework),
+        ("description", metadata.description),
+    ):
+        if value:
+            lines.append(f"  {label}: {value}")
+    lines.append(f"  registered: {metadata.created_at.isoformat(timespec='seconds')}")
+    return "\n".join(lines)
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
@@ -293,7 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a YOLO detector locally (ultralytics, CPU)")
     train.add_argument("--data", required=True, help="a YOLO dataset's data.yaml (or its folder)")
     train.add_argument(
-        "--base", default="yolov8n.yaml", help="yolov8n.yaml, a .pt, or a registered model"
+        "--base",
+        default=None,
+        help="what to fine-tune: a registered model (shelf:production), a local .pt, a hub "
+        "checkpoint (yolo11s.pt: needs it locally or allow_downloads), or yolo11n.yaml (from "
+        "scratch); default: the COCO-pretrained yolo11n.pt when available, else from scratch",
     )
     train.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     train.add_argument(
@@ -320,15 +428,71 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="the model registry (models/<name>/<version>/)")
     models.add_argument(
         "action",
-        choices=["list", "get", "alias", "delete", "download"],
-        help="list: versions and aliases; get: one version's metadata; alias: point NAME:ALIAS at "
-        "VERSION; delete: one version; download: one format into the cache",
+        choices=["list", "show", "get", "register", "alias", "promote", "delete", "download"],
+        help="list: versions (with classes) and aliases; show: one version for people; get: its "
+        "metadata as JSON; register: a model FILE (.pt, .onnx, OpenVINO .xml or folder) as a new "
+        "version of --name; alias: point NAME:ALIAS at VERSION; promote: measure a candidate "
+        "version and the --alias model (default production) on --data's held-out images and move "
+        "the alias only when the candidate is better (or --force); delete: one version; "
+        "download: one format into the cache",
     )
-    models.add_argument("ref", nargs="?", help="a name, name:version or name:alias")
+    models.add_argument(
+        "ref", nargs="?", help="a name, name:version or name:alias; register: the model file"
+    )
     models.add_argument("alias", nargs="?", help="alias: the alias name")
     models.add_argument("version", nargs="?", help="alias/delete: the version")
-    models.add_argument("--format", default="onnx", help="download: the format")
-    models.add_argument("--force", action="store_true", help="delete even if an alias points to it")
+    models.add_argument(
+        "--format", default="onnx", help="download, promote: the format (default onnx)"
+    )
+    models.add_argument(
+        "--force",
+        action="store_true",
+        help="delete: even if an alias points to it; promote: move the alias even if not better",
+    )
+    models.add_argument(
+        "--data", help="promote: the data.yaml whose val (held-out) split both models are scored on"
+    )
+    models.add_argument(
+        "--min-gain",
+        type=float,
+        default=0.0,
+        help="promote: how much better (mAP50-95) the candidate must be (default 0)",
+    )
+    models.add_argument(
+        "--dry-run", action="store_true", help="promote: measure and say, move nothing"
+    )
+    models.add_argument("--name", help="register: the registry name (lower-case, digits, _ and -)")
+    models.add_argument(
+        "--alias",
+        dest="alias_option",
+        metavar="ALIAS",
+        help="register: point this alias (e.g. production) at the new version; promote: the "
+        "alias to move (default production)",
+    )
+    models.add_argument(
+        "--export",
+        metavar="FORMATS",
+        help="register a .pt: also derive these formats (comma separated: onnx, onnx_fp16, "
+        "openvino), each parity-checked against the weights",
+    )
+    models.add_argument(
+        "--check",
+        metavar="DATA",
+        help="register --export: the parity check's data.yaml or image folder (default: the "
+        "sample images ultralytics ships)",
+    )
+    models.add_argument(
+        "--classes",
+        metavar="NAMES",
+        help="register: class names in class-id order, comma separated (for a file without "
+        "ultralytics metadata)",
+    )
+    models.add_argument(
+        "--imgsz",
+        type=int,
+        help="register: the square input size in pixels (for a file without metadata)",
+    )
+    models.add_argument("--description", default="", help="register: free text for the registry")
     models.set_defaults(run=_models)
 
     show = commands.add_parser("settings", help="print the resolved settings")

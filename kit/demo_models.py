@@ -97,6 +97,7 @@ def build_demo_model(
     )
     result = train_local(
         train_yaml,
+        base="yolov8n.yaml",  # what the shipped demo models were trained from: reproducible offline
         epochs=recipe.epochs,
         imgsz=IMGSZ,
         batch=16,

@@ -204,7 +204,8 @@ def training_base(settings: Settings, model_name: str, base: str) -> tuple[str, 
 
     Args:
         model_name: the model being trained (a new version of it is registered).
-        base: a model config (``yolov8n.yaml``: from scratch), a ``.pt`` file (relative: from the
+        base: a model config (``yolo11n.yaml``: from scratch), a ``.pt`` file (a hub name such as
+            ``yolo11n.pt`` needs the file locally or the ``allow_downloads`` setting) (relative: from the
             project root), a registered ``name:version`` / ``name:alias``, or an alias of
             ``model_name`` alone (``production``). A model that has no such alias yet (a new use
             case) starts from the shipped shelf demo model's weights: transfer learning from a

@@ -28,18 +28,30 @@ Examples:
     >>> registry.alias("shelf", "production", meta.version)
     >>> registry.download("shelf:production", "onnx")
     PosixPath('.../.evk/models/shelf/1/model.onnx')
+
+A model a customer brings (an ultralytics ``.pt``, an ``.onnx``, an OpenVINO export) is
+registered with what the file says about itself (:func:`inspect_model_file`,
+:func:`register_model_file`, ``kit models register``)::
+
+    >>> info = inspect_model_file("yolov8n-customer.pt")
+    >>> info.classes[:2], info.input_size, info.task
+    (['person', 'bicycle'], 640, 'detect')
+    >>> register_model_file("customer", "yolov8n-customer.pt", alias="production",
+    ...                     export=["onnx"]).formats.keys()
+    dict_keys(['pytorch', 'onnx'])
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kit.core.contracts.base import ALIAS_PATTERN, PATTERN_HELP, utc_now
 from kit.core.contracts.model import ModelArtifact, ModelMetadata, ModelRef
@@ -85,11 +97,15 @@ __all__ = [
     "MODELS_PREFIX",
     "ChecksumMismatchError",
     "FormatFile",
+    "ModelFileError",
+    "ModelFileInfo",
     "ModelRegistry",
     "RegistryConflictError",
     "RegistryError",
     "fetch_artifact",
+    "inspect_model_file",
     "pack_folder",
+    "register_model_file",
     "parse_model_ref",
     "sha256_of",
 ]
@@ -146,6 +162,7 @@ class ModelRegistry(RegistryReader):
         framework: str | None = None,
         description: str = "",
         stride: int = 32,
+        task: str = "detect",
     ) -> ModelMetadata:
         """Upload a new version of ``name`` with its files; return its metadata.
 
@@ -162,6 +179,7 @@ class ModelRegistry(RegistryReader):
             framework: e.g. ``ultralytics 8.4.190``.
             description: free text.
             stride: the model's largest stride (input_size must be a multiple of it).
+            task: the model's task; only ``detect`` is accepted (the edge runtime decodes boxes).
 
         Returns:
             The stored :class:`ModelMetadata`, with the version number assigned.
@@ -179,6 +197,7 @@ class ModelRegistry(RegistryReader):
             uploads = self._prepare_files(files_by_format, Path(scratch))
             draft = dict(
                 name=ref.name,
+                task=task,
                 classes=list(classes),
                 input_size=input_size,
                 stride=stride,
@@ -379,6 +398,7 @@ def register(
     dataset: str | None = None,
     framework: str | None = None,
     description: str = "",
+    stride: int = 32,
     settings: Settings | None = None,
 ) -> ModelMetadata:
     """Register a new version of ``name`` in the settings' bucket (see :meth:`ModelRegistry.register`).
@@ -398,6 +418,7 @@ def register(
         dataset=dataset,
         framework=framework,
         description=description,
+        stride=stride,
     )
 
 
@@ -446,3 +467,356 @@ def download(
     return ModelRegistry.from_settings(settings).download(
         ref, format, version=version, cache_dir=cache_dir
     )
+
+
+# -- a model file a customer brings --------------------------------------------------------
+
+MODEL_FILE_FORMATS = ("pytorch", "onnx", "openvino")
+"""What :func:`register_model_file` takes: an ultralytics ``.pt``, an ``.onnx``, an OpenVINO export."""
+DERIVED_FORMATS: dict[str, dict[str, Any]] = {
+    "onnx": {"kind": "onnx"},
+    "onnx_fp16": {"kind": "onnx", "half": True},
+    "openvino": {"kind": "openvino"},
+}
+"""Formats ``--export`` derives from PyTorch weights, with the exporter's options."""
+_TASK_NAMES = {
+    "segment": "a segmentation model",
+    "classify": "a classification model",
+    "pose": "a pose model",
+    "obb": "an oriented-box model",
+}
+
+
+class ModelFileError(ValueError):
+    """A model file cannot be registered: not a detector, unreadable, or missing metadata."""
+
+
+@dataclass(frozen=True)
+class ModelFileInfo:
+    """What a model file says about itself, as the registry records it.
+
+    Attributes:
+        path: the file to register (for OpenVINO, the export folder holding ``.xml`` + ``.bin``).
+        format: ``pytorch``, ``onnx`` or ``openvino``.
+        classes: class names in class-id order.
+        input_size: the square input size (imgsz).
+        stride: the largest stride.
+        task: ``detect`` (anything else is refused by :func:`inspect_model_file`).
+        framework: e.g. ``ultralytics 8.4.190`` when the file says so.
+        description: the exporter's description, if any.
+    """
+
+    path: Path
+    format: str
+    classes: list[str]
+    input_size: int
+    stride: int = 32
+    task: str = "detect"
+    framework: str | None = None
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def inspect_model_file(
+    path: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    imgsz: int | None = None,
+) -> ModelFileInfo:
+    """Read classes, input size, task and stride from a model file.
+
+    ultralytics writes them into every export: ONNX ``metadata_props`` (``names``, ``imgsz``,
+    ``stride``, ``task``), ``metadata.yaml`` next to an OpenVINO ``.xml``, and the checkpoint of
+    a ``.pt`` (read with ultralytics). ``classes`` and ``imgsz`` stand in for metadata the file
+    lacks (an ONNX from another exporter) and override what it says.
+
+    Args:
+        path: a ``.pt``, an ``.onnx``, an OpenVINO ``.xml`` or its folder.
+        classes: class names in class-id order.
+        imgsz: the square input size.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        ModelFileError: not a detection model (segmentation, classification ...), an unknown
+            kind of file, or metadata missing (naming the option that supplies it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model file at {path}")
+    if path.suffix == ".pt":
+        info = _inspect_pytorch(path)
+    elif path.suffix == ".onnx":
+        info = _inspect_onnx(path)
+    elif path.suffix == ".xml" or (path.is_dir() and any(path.glob("*.xml"))):
+        info = _inspect_openvino(path if path.is_dir() else path.parent)
+    else:
+        raise ModelFileError(
+            f"{path} is not a model file the registry takes: expected an ultralytics .pt, an "
+            ".onnx, or an OpenVINO export (.xml + .bin, or its folder)"
+        )
+    return _complete(info, path, classes=classes, imgsz=imgsz)
+
+
+def _complete(
+    found: dict[str, Any], path: Path, *, classes: Sequence[str] | None, imgsz: int | None
+) -> ModelFileInfo:
+    task = str(found.get("task") or "detect")
+    if task != "detect":
+        kind = _TASK_NAMES.get(task, f"a {task!r} model")
+        raise ModelFileError(
+            f"{path} is {kind} (task {task!r}), not a detection model; the registry and the edge "
+            "runtime take object detectors only (task 'detect')"
+        )
+    names = list(classes) if classes else found.get("classes")
+    size = imgsz or found.get("imgsz")
+    missing = []
+    if not names:
+        missing.append("its class names (--classes a,b,c; classes=[...] in Python)")
+    if not size:
+        missing.append("its input size (--imgsz 640; imgsz=640 in Python)")
+    if missing:
+        raise ModelFileError(
+            f"{path} does not say {' or '.join(missing)}: pass them, or export it with "
+            "ultralytics, which writes them into the file"
+        )
+    if classes and found.get("classes") and len(classes) != len(found["classes"]):
+        raise ModelFileError(
+            f"--classes names {len(classes)} classes but {path} has {len(found['classes'])}: "
+            f"{', '.join(found['classes'])}"
+        )
+    outputs = found.get("num_outputs")
+    if outputs is not None and outputs != 4 + len(names) and not found.get("end2end"):
+        raise ModelFileError(
+            f"{path} is not a detection model for {len(names)} classes: its output has "
+            f"{outputs} channels per box, a detector's has 4 + classes ({4 + len(names)})"
+        )
+    if isinstance(size, list | tuple):
+        if len(size) != 2 or size[0] != size[1]:
+            raise ModelFileError(
+                f"{path} has input size {size}; the registry takes square inputs: export with "
+                "one imgsz (e.g. 640) or pass --imgsz"
+            )
+        size = size[0]
+    return ModelFileInfo(
+        path=found["path"],
+        format=found["format"],
+        classes=[str(n) for n in names],
+        input_size=int(size),
+        stride=int(found.get("stride") or 32),
+        task=task,
+        framework=found.get("framework"),
+        description=str(found.get("description") or ""),
+        metadata=found,
+    )
+
+
+def _literal(value: Any) -> Any:
+    """ultralytics' metadata values: Python literals written as text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _class_list(names: Any) -> list[str] | None:
+    names = _literal(names)
+    if isinstance(names, Mapping):
+        return [str(names[k]) for k in sorted(names, key=int)]
+    if isinstance(names, list | tuple):
+        return [str(n) for n in names]
+    return None
+
+
+def _framework(values: Mapping[str, Any]) -> str | None:
+    version = values.get("version")
+    return f"ultralytics {version}" if version else None
+
+
+def _from_ultralytics_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
+    imgsz = _literal(values.get("imgsz"))
+    return {
+        "classes": _class_list(values.get("names")),
+        "imgsz": list(imgsz) if isinstance(imgsz, list | tuple) else imgsz,
+        "stride": _literal(values.get("stride")),
+        "task": values.get("task"),
+        "end2end": _literal(values.get("end2end")) is True,
+        "framework": _framework(values),
+        "description": values.get("description", ""),
+    }
+
+
+def _inspect_onnx(path: Path) -> dict[str, Any]:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # onnx raises DecodeError and others for a file that is not ONNX
+        raise ModelFileError(f"{path} is not a readable ONNX model: {error}") from None
+    found = _from_ultralytics_metadata({p.key: p.value for p in model.metadata_props})
+    outputs = [
+        [d.dim_value or None for d in o.type.tensor_type.shape.dim] for o in model.graph.output
+    ]
+    if len(outputs) != 1 or len(outputs[0]) != 3:
+        shapes = ", ".join(str(o) for o in outputs) or "none"
+        raise ModelFileError(
+            f"{path} is not a detection model: it has outputs {shapes}; a detector (ultralytics "
+            "YOLO export) has one output (1, 4 + classes, boxes). A segmentation model has two"
+        )
+    if not found["imgsz"] and model.graph.input:
+        dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+        if len(dims) == 4 and dims[2] and dims[3]:
+            found["imgsz"] = [dims[2], dims[3]]
+    found["num_outputs"] = outputs[0][1] if not found["end2end"] else None
+    return {**found, "path": path, "format": "onnx"}
+
+
+def _inspect_openvino(folder: Path) -> dict[str, Any]:
+    import yaml
+
+    xml = sorted(folder.glob("*.xml"))
+    if len(xml) != 1:
+        raise ModelFileError(
+            f"{folder} holds {len(xml)} .xml files; an OpenVINO export folder holds one model "
+            "(.xml + .bin)"
+        )
+    if not xml[0].with_suffix(".bin").is_file():
+        raise ModelFileError(f"{xml[0]} has no weights file {xml[0].with_suffix('.bin').name}")
+    metadata_file = folder / "metadata.yaml"
+    values: dict[str, Any] = {}
+    if metadata_file.is_file():
+        loaded = yaml.safe_load(metadata_file.read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            values = loaded
+    found = _from_ultralytics_metadata(values)
+    return {**found, "path": folder, "format": "openvino"}
+
+
+def _inspect_pytorch(path: Path) -> dict[str, Any]:
+    from kit.offline import configure_ultralytics
+
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    try:
+        model = YOLO(str(path))
+    except Exception as error:  # torch and ultralytics raise many kinds for a foreign file
+        raise ModelFileError(
+            f"{path} is not an ultralytics checkpoint ({type(error).__name__}: {error}); "
+            "register its ONNX export instead, with --classes and --imgsz if it has no metadata"
+        ) from None
+    stride = getattr(model.model, "stride", None)
+    checkpoint = model.ckpt if isinstance(model.ckpt, dict) else {}
+    return {
+        "path": path,
+        "format": "pytorch",
+        "task": model.task,
+        "classes": _class_list(model.names),
+        "imgsz": model.overrides.get("imgsz"),
+        "stride": int(max(stride)) if stride is not None else None,
+        "framework": _framework(checkpoint),
+        "description": "",
+    }
+
+
+def register_model_file(
+    name: str,
+    path: str | Path,
+    *,
+    alias: str | None = None,
+    export: Iterable[str] = (),
+    check: str | Path | Sequence[str | Path] | None = None,
+    classes: Sequence[str] | None = None,
+    imgsz: int | None = None,
+    description: str = "",
+    settings: Settings | None = None,
+    registry: ModelRegistry | None = None,
+) -> ModelMetadata:
+    """Register a model file as a new version of ``name``, with what it says about itself.
+
+    Args:
+        name: the registry name.
+        path: a ``.pt`` (ultralytics), an ``.onnx`` or an OpenVINO ``.xml`` / export folder.
+        alias: point this alias (e.g. ``production``) at the new version.
+        export: formats to derive from a ``.pt`` (:data:`DERIVED_FORMATS`), each checked
+            against the PyTorch weights (:func:`kit.compile.parity_check`, strict) first.
+        check: what the parity check runs on: a data.yaml, an image folder or images (default:
+            the sample images ultralytics ships).
+        classes: class names, for a file without metadata (or to rename them).
+        imgsz: the input size, for a file without metadata.
+        description: free text.
+        settings: the bucket (default :func:`kit.core.settings.load_settings`).
+        registry: the registry to write to (default: the settings').
+
+    Raises:
+        ModelFileError: not a detection model, missing metadata, or ``export`` from a file that
+            is not PyTorch weights.
+        kit.compile.ParityError: an export disagrees with the weights (nothing is registered).
+        ValueError: an unknown format, a bad name or alias.
+
+    Examples:
+        >>> meta = register_model_file("site", "yolov8n-site.pt", alias="production",
+        ...                            export=["onnx", "openvino"], check="data/site/data.yaml")
+        >>> meta.classes
+        ['person', 'helmet']
+    """
+    info = inspect_model_file(path, classes=classes, imgsz=imgsz)
+    wanted = [fmt for fmt in dict.fromkeys(export) if fmt]
+    unknown = [fmt for fmt in wanted if fmt not in DERIVED_FORMATS]
+    if unknown:
+        raise ValueError(
+            f"cannot export {', '.join(map(repr, unknown))}; formats: {', '.join(DERIVED_FORMATS)}"
+        )
+    if wanted and info.format != "pytorch":
+        raise ModelFileError(
+            f"--export derives formats from PyTorch weights; {info.path} is {info.format}: "
+            "register the .pt with --export, or each exported file on its own"
+        )
+    if alias is not None:
+        parse_model_ref(name, alias)  # a malformed alias is refused before anything is written
+    registry = registry or ModelRegistry.from_settings(settings)
+    with tempfile.TemporaryDirectory(prefix="kit-register-exports-") as scratch:
+        files: dict[str, str | Path | FormatFile] = {info.format: info.path}
+        for fmt in wanted:
+            files[fmt] = _derive(info, fmt, Path(scratch), check)
+        metadata = registry.register(
+            name,
+            files,
+            classes=info.classes,
+            input_size=info.input_size,
+            stride=info.stride,
+            task=info.task,
+            framework=info.framework,
+            description=description or info.description,
+        )
+    if alias is not None:
+        registry.alias(metadata.name, alias, metadata.version)
+    return metadata
+
+
+def _derive(info: ModelFileInfo, fmt: str, scratch: Path, check: Any) -> Path:
+    from kit.compile import export_onnx, export_openvino, parity_check
+
+    options = dict(DERIVED_FORMATS[fmt])
+    kind = options.pop("kind")
+    if kind == "onnx":
+        exported = export_onnx(
+            info.path, info.input_size, output=scratch / f"model_{fmt}.onnx", **options
+        )
+    else:
+        exported = export_openvino(
+            info.path, info.input_size, output=scratch / f"model_{fmt}_openvino_model", **options
+        )
+    parity_check(info.path, exported, check or _sample_images(), imgsz=info.input_size, strict=True)
+    return exported
+
+
+def _sample_images() -> Path:
+    """The images ultralytics ships (bus.jpg, zidane.jpg): a parity check needs no dataset."""
+    from kit.offline import configure_ultralytics
+
+    configure_ultralytics()
+    from ultralytics.utils import ASSETS
+
+    return Path(ASSETS)

@@ -5,7 +5,7 @@ Examples:
     >>> # detector = load_detector("best.onnx")            # ONNX Runtime
     >>> # detector = load_detector("best_openvino_model")  # OpenVINO
     >>> # detector = load_detector("best.onnx", OpenVinoConfig(device="GPU", precision="f16"))
-    >>> # detections = detector.detect(frame_bgr, conf=0.25, iou=0.45)
+    >>> # detections = detector.detect(frame_bgr, conf=0.25, iou=0.7)
 """
 
 from edge_app.detectors.base import BackendUnavailableError, InferenceBackend, InferenceJob

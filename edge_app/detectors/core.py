@@ -18,6 +18,7 @@ from edge_app.detectors.processing import (
     decode_yolo_output,
     frame_to_tensor,
 )
+from kit.core.contracts.control import DEFAULT_IOU, DEFAULT_MAX_DETECTIONS
 
 BACKENDS: dict[str, str] = {
     "onnxruntime": "edge_app.detectors.onnxruntime_backend:OnnxRuntimeBackend",
@@ -37,16 +38,19 @@ class Detector:
     from several threads at once; give each thread its own buffer (`new_input_buffer`) and call
     the stages instead.
 
+    The defaults are ultralytics predict's (``conf=0.25``, ``iou=0.7``, ``max_det=300``), so a
+    model counts here what it counts in ultralytics.
+
     Args:
         backend: The loaded model.
-        max_det: Most detections returned per frame.
+        max_det: Most detections returned per frame, unless a call says otherwise.
 
     Examples:
         >>> # detector = load_detector("models/fish/3/best.onnx")
         >>> # detections = detector.detect(frame_bgr, conf=0.4, classes=["fish"])
     """
 
-    def __init__(self, backend: InferenceBackend, max_det: int = 300) -> None:
+    def __init__(self, backend: InferenceBackend, max_det: int = DEFAULT_MAX_DETECTIONS) -> None:
         backend.metadata.check_supported()
         self.backend = backend
         self.metadata = backend.metadata
@@ -105,8 +109,9 @@ class Detector:
         raw: np.ndarray,
         info: LetterboxInfo,
         conf: float = 0.25,
-        iou: float = 0.45,
+        iou: float = DEFAULT_IOU,
         classes: Iterable[int | str] | None = None,
+        max_det: int | None = None,
     ) -> Detections:
         """Decode raw output into `Detections` in pixels of the original frame.
 
@@ -117,19 +122,23 @@ class Detector:
             conf: Keep boxes with a confidence above this.
             iou: NMS IoU threshold (boxes of the same class overlapping more are dropped).
             classes: Keep only these classes (ids or names).
+            max_det: Most detections kept, most confident first (default: the detector's).
 
         Raises:
-            ValueError: for thresholds outside 0..1, unknown class names or an output layout
-                that is not a detection head.
+            ValueError: for thresholds outside 0..1, a ``max_det`` below 1, unknown class names
+                or an output layout that is not a detection head.
         """
         _check_fraction("conf", conf)
         _check_fraction("iou", iou)
+        max_det = self.max_det if max_det is None else max_det
+        if max_det < 1:
+            raise ValueError(f"max_det must be 1 or more, got {max_det!r}")
         wanted = None if classes is None else class_ids_of(classes, self.class_names)
         num_classes = len(self.class_names)
         if raw.ndim == 3 and raw.shape[1] == 4 + num_classes:
-            decoded = decode_yolo_output(raw, num_classes, conf, iou, wanted, self.max_det)
+            decoded = decode_yolo_output(raw, num_classes, conf, iou, wanted, max_det)
         elif raw.ndim == 3 and raw.shape[2] == 6:
-            decoded = decode_end2end_output(raw, conf, wanted, self.max_det)
+            decoded = decode_end2end_output(raw, conf, wanted, max_det)
         else:
             raise ValueError(
                 f"cannot decode output of shape {raw.shape} for {num_classes} classes: expected "
@@ -146,8 +155,9 @@ class Detector:
         self,
         frame: np.ndarray,
         conf: float = 0.25,
-        iou: float = 0.45,
+        iou: float = DEFAULT_IOU,
         classes: Iterable[int | str] | None = None,
+        max_det: int | None = None,
     ) -> Detections:
         """Detect objects in one BGR frame (preprocess, infer, postprocess).
 
@@ -156,7 +166,9 @@ class Detector:
             >>> # detections.counts()  -> {"bottle": 3, "person": 0}
         """
         tensor, info = self.preprocess(frame, out=self._input)
-        return self.postprocess(self.infer(tensor), info, conf=conf, iou=iou, classes=classes)
+        return self.postprocess(
+            self.infer(tensor), info, conf=conf, iou=iou, classes=classes, max_det=max_det
+        )
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -231,7 +243,7 @@ def load_detector(
     inference: InferenceConfig | Mapping[str, Any] | None = None,
     *,
     class_names: Mapping[int, str] | None = None,
-    max_det: int = 300,
+    max_det: int = DEFAULT_MAX_DETECTIONS,
     **fields: Any,
 ) -> Detector:
     """Load a detector from a model file, reading classes and input size from its metadata.

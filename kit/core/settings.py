@@ -115,6 +115,11 @@ class Settings(BaseModel):
     sagemaker_role_arn: str | None = Field(
         default=None, description="the SageMaker execution role training and Neo jobs use (aws)"
     )
+    allow_downloads: bool = Field(
+        default=False,
+        description="let ultralytics download pretrained weights (e.g. yolo11n.pt) on a machine "
+        "with internet; off: only local files and registered models serve as a training base",
+    )
     resources: ResourceNames = Field(default_factory=ResourceNames)
     config_file: Path | None = Field(default=None, description="the file these settings came from")
 

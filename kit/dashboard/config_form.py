@@ -4,7 +4,8 @@ The form is read from ``GET /config/{camera}`` (the settings the camera runs wit
 overrides). Applying it writes the camera's overrides back, changing only what the user changed:
 
 - model: the camera's own model override (None: use the defaults' model);
-- confidence and refresh rate: overridden when they differ from what the camera runs with;
+- confidence, NMS IoU, max detections and refresh rate: overridden when they differ from what
+  the camera runs with;
 - rules: one row per rule type (the first rule of that type on the camera); an edited row updates
   that rule in place (other fields such as its name, zone and cooldown stay), an enabled row of a
   type the camera lacks adds the rule, a disabled one sets ``enabled: false``. When the rules
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kit.core.contracts import (
+    CameraSettings,
     CameraSilentRule,
     PpeViolationRule,
     RisingTrendRule,
@@ -133,7 +135,10 @@ class RuleRow:
 
 @dataclass
 class CameraForm:
-    """What the control panel edits for one camera."""
+    """What the control panel edits for one camera.
+
+    ``iou`` (NMS IoU threshold) and ``max_detections`` left at None keep what the camera runs with.
+    """
 
     camera_id: str
     revision: int
@@ -141,6 +146,8 @@ class CameraForm:
     confidence: float
     refresh_s: int
     rules: dict[str, RuleRow] = field(default_factory=dict)
+    iou: float | None = None
+    max_detections: int | None = None
 
 
 def _first_rule(rules: list[dict[str, Any]], rule_type: str) -> dict[str, Any] | None:
@@ -177,6 +184,10 @@ def camera_form(camera_config: dict[str, Any], classes: list[str] | None = None)
         confidence=float(settings["confidence"]),
         refresh_s=int(settings["refresh_s"]),
         rules=rows,
+        iou=float(settings.get("iou", _default(CameraSettings, "iou"))),
+        max_detections=int(
+            settings.get("max_detections", _default(CameraSettings, "max_detections"))
+        ),
     )
 
 
@@ -231,6 +242,9 @@ def overrides_body(camera_config: dict[str, Any], form: CameraForm) -> dict[str,
             body["model"] = model_ref(form.model)
     if not _same(form.confidence, settings["confidence"]):
         body["confidence"] = form.confidence
+    for name, value in _detection_limits(form).items():
+        if not _same(value, _running(settings, name)):
+            body[name] = value
     if not _same(form.refresh_s, settings["refresh_s"]):
         body["refresh_s"] = form.refresh_s
     rules = edited_rules(settings, form)
@@ -247,6 +261,10 @@ def changes(camera_config: dict[str, Any], form: CameraForm) -> list[str]:
         lines.append(f"model → {form.model or 'default'}")
     if not _same(form.confidence, settings["confidence"]):
         lines.append(f"confidence {settings['confidence']} → {form.confidence}")
+    for name, value in _detection_limits(form).items():
+        if not _same(value, _running(settings, name)):
+            label = "IoU" if name == "iou" else "max detections"
+            lines.append(f"{label} {_running(settings, name)} → {value}")
     if not _same(form.refresh_s, settings["refresh_s"]):
         lines.append(f"refresh {settings['refresh_s']} s → {form.refresh_s} s")
     before = settings.get("rules") or []
@@ -261,6 +279,18 @@ def changes(camera_config: dict[str, Any], form: CameraForm) -> list[str]:
             state = "" if row.enabled else " (disabled)"
             lines.append(f"{row.type}: {_params_text(row.params)}{state}")
     return lines
+
+
+def _detection_limits(form: CameraForm) -> dict[str, Any]:
+    """The form's NMS settings that it sets (None: keep the camera's)."""
+    limits = {"iou": form.iou, "max_detections": form.max_detections}
+    return {name: value for name, value in limits.items() if value is not None}
+
+
+def _running(settings: dict[str, Any], name: str) -> Any:
+    """What the camera runs with for ``name`` (a config written before the field existed: its
+    default)."""
+    return settings.get(name, _default(CameraSettings, name))
 
 
 def _params_text(params: dict[str, Any]) -> str:

@@ -404,6 +404,16 @@ class ControlPanel:
             widgets.IntText(description="refresh (s)", layout=widgets.Layout(width="200px")),
             "evk-control-refresh",
         )
+        self.iou = _classed(
+            widgets.FloatSlider(
+                description="NMS IoU", min=0.0, max=1.0, step=0.05, readout_format=".2f"
+            ),
+            "evk-control-iou",
+        )
+        self.max_detections = _classed(
+            widgets.IntText(description="max detections", layout=widgets.Layout(width="200px")),
+            "evk-control-max-detections",
+        )
         self.rules = {rule_type: RuleEditor(rule_type) for rule_type in EDITABLE_RULE_FIELDS}
         self.apply_button = _classed(
             widgets.Button(description="Apply", button_style="primary", icon="check"),
@@ -422,6 +432,7 @@ class ControlPanel:
                     widgets.HTML("<h3>Control panel</h3>"),
                     widgets.HBox([self.camera, self.model]),
                     widgets.HBox([self.confidence, self.refresh_s]),
+                    widgets.HBox([self.iou, self.max_detections]),
                     widgets.HTML("<b>Rules</b>"),
                     *(editor.widget for editor in self.rules.values()),
                     widgets.HBox([self.apply_button, self.reload_button]),
@@ -510,6 +521,8 @@ class ControlPanel:
             self._show_model_options(form.model)
             self.confidence.value = form.confidence
             self.refresh_s.value = form.refresh_s
+            self.iou.value = form.iou
+            self.max_detections.value = form.max_detections
             classes = self._classes(form.model)
             for rule_type, editor in self.rules.items():
                 editor.load(form.rules[rule_type], classes)
@@ -528,6 +541,8 @@ class ControlPanel:
             model=self.model.value or None,
             confidence=round(float(self.confidence.value), 4),
             refresh_s=int(self.refresh_s.value),
+            iou=round(float(self.iou.value), 4),
+            max_detections=int(self.max_detections.value),
             rules={rule_type: editor.row() for rule_type, editor in self.rules.items()},
         )
 

@@ -5,7 +5,9 @@ SageMaker's PyTorch container unpacks this folder (``sourcedir.tar.gz``), instal
 
 - ``SM_CHANNEL_TRAINING``: the dataset (``datasets/<name>/<version>/``: ``data.yaml`` with paths
   relative to itself, ``images/``, ``labels/``);
-- ``SM_CHANNEL_BASE`` (optional): a folder with ``model.pt`` to fine-tune from;
+- ``SM_CHANNEL_BASE`` (optional): a folder with ``model.pt`` to fine-tune from; without it the
+  job fine-tunes ``--model``: by default the COCO-pretrained ``yolo11n.pt``, which the job
+  (it runs with internet) downloads through ultralytics;
 - ``SM_MODEL_DIR``: where ``model.pt``, ``metrics.json``, ``results.csv`` and the plots go
   (SageMaker packs it into ``model.tar.gz``);
 - ``SM_CHECKPOINT_DIR`` or ``/opt/ml/checkpoints``: the run folder, synced to S3, so a
@@ -61,6 +63,18 @@ def configure_offline(config_dir: str | Path) -> Path:
         if source.is_file() and not (fonts / name).exists():
             shutil.copyfile(source, fonts / name)
     return config_dir
+
+
+def fetch_pretrained(name: str, folder: str | Path) -> Path:
+    """Download an ultralytics hub checkpoint (``yolo11n.pt``) into ``folder``; return its path.
+
+    Only the weights are fetched (ultralytics' release assets); everything else stays offline.
+    """
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(attempt_download_asset(folder / name)).resolve()
 
 
 def find_data_yaml(dataset: str | Path) -> Path:
@@ -149,7 +163,7 @@ def run_training(
 
     Args:
         data_yaml: the dataset's data.yaml (paths are made absolute first).
-        model: a model config (``yolov8n.yaml``, from scratch) or a local ``.pt`` to fine-tune.
+        model: a model config (``yolo11n.yaml``, from scratch) or a local ``.pt`` to fine-tune.
         epochs: training epochs.
         imgsz: square input size (a multiple of 32).
         batch: batch size.
@@ -260,7 +274,11 @@ def _boolean(text: str) -> bool:
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     """The job's hyperparameters (``--epochs 50 ...``) and SageMaker's folders (from ``SM_*``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--model", default="yolov8n.yaml", help="model config, or 'base'")
+    parser.add_argument(
+        "--model",
+        default="yolo11n.pt",
+        help="a hub checkpoint to fine-tune (downloaded), a model config (from scratch), or 'base'",
+    )
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
@@ -302,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"base model channel {args.base} has no {WEIGHTS_FILE}")
     elif args.model == "base":
         raise ValueError("--model base needs a 'base' input channel with model.pt")
+    elif args.model.endswith(".pt") and not Path(args.model).is_file():
+        model = fetch_pretrained(args.model, Path(tempfile.gettempdir()) / "kit-weights")
     run_dir = checkpoint_dir / "run"
     last = run_dir / "weights" / "last.pt"
     finished = run_dir / DONE_MARKER

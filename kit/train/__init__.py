@@ -5,9 +5,21 @@ Examples:
     >>> result = train_local("datasets/shelf/data.yaml", epochs=30, imgsz=320)
     >>> result.metrics["mAP50"], result.weights.name
     (0.94, 'best.pt')
+
+Fine-tuning starts from the COCO-pretrained ``yolo11n.pt`` when this machine has it (or the
+setting ``allow_downloads`` lets ultralytics fetch it), else from scratch; a registered model
+or a local ``.pt`` serves as base offline.
 """
 
-from kit.train.local import quiet_ultralytics, resolve_base, train_local
+from kit.train.local import (
+    PRETRAINED_BASE,
+    SCRATCH_BASE,
+    DownloadsDisabledError,
+    hub_checkpoint_path,
+    quiet_ultralytics,
+    resolve_base,
+    train_local,
+)
 from kit.train.result import TrainResult
 from kit.train.sagemaker import (
     TrainingJobError,
@@ -21,6 +33,10 @@ from kit.train.sagemaker import (
 )
 
 __all__ = [
+    "PRETRAINED_BASE",
+    "SCRATCH_BASE",
+    "DownloadsDisabledError",
+    "hub_checkpoint_path",
     "TrainResult",
     "TrainingJobError",
     "build_training_job_request",

@@ -45,6 +45,7 @@ from kit.aws import (
 from kit.jobs import poll_job
 from kit.sagemaker import SOURCE_DIR, SOURCE_FILES
 from kit.sagemaker.train_entry import WEIGHTS_FILE
+from kit.train.local import PRETRAINED_BASE
 from kit.train.result import TrainResult
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def build_training_job_request(
     dataset: str,
     source_uri: str,
     base_model_uri: str | None = None,
-    model: str = "yolov8n.yaml",
+    model: str = PRETRAINED_BASE,
     epochs: int = 50,
     imgsz: int = 320,
     batch: int = 16,
@@ -165,7 +166,9 @@ def build_training_job_request(
         dataset: ``datasets/<name>/<version>/`` (or ``<name>/<version>``, or an s3:// URI).
         source_uri: s3:// URI of ``sourcedir.tar.gz`` (see :func:`package_training_source`).
         base_model_uri: s3:// URI of a ``model.pt`` to start from.
-        model: model config when training from scratch.
+        model: what the job starts from without ``base_model_uri``: an ultralytics hub
+            checkpoint (default the COCO-pretrained ``yolo11n.pt``, downloaded in the job,
+            which runs with internet) or a model config such as ``yolo11n.yaml`` (from scratch).
         epochs, imgsz, batch, seed, patience, workers: training hyperparameters.
         instance_type: e.g. ``ml.g4dn.xlarge`` (GPU) or ``ml.c5.2xlarge`` (CPU).
         volume_gb: the instance's storage.

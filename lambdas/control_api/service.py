@@ -3,6 +3,17 @@
 Every change is validated with the contracts, checked against the model registry, written with
 an optimistic revision check (409 when someone changed it first) and audited: who, when,
 old -> new.
+
+Registry checks (422, :class:`kit.core.registry.RegistryReader`, the rule devices resolve by):
+
+- every model reference must resolve (a version that exists, ``latest``, or a stored alias);
+- every class a rule, a PPE rule or a zone count names must be a class of the camera's model.
+  The camera's model is its configured one (its override, else ``defaults.model``). A camera
+  without a configured model runs its device's default (the device config's model, or the
+  registry's ``production`` alias that device resolves), which the backend does not know in
+  advance: its classes are checked against the model the camera last reported in a payload,
+  and not at all for a camera that has not reported yet (the device then logs and counts 0).
+  A reported model the registry does not have (shipped with the app) is not checked either.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from aws_lambda_powertools import Logger
 from kit.core.contracts import (
     Alert,
     CameraOverrides,
+    CameraSettings,
     ContractError,
     ControlConfig,
     camera_object_key_problem,
@@ -23,7 +35,8 @@ from kit.core.contracts import (
     parse,
     utc_now,
 )
-from kit.core.registry import RegistryReader
+from kit.core.contracts.model import ModelMetadata, ModelRef
+from kit.core.registry import RegistryError, RegistryReader, parse_model_ref
 from kit.core.timefmt import stamp
 from lambdas.alerts import RuleState
 from lambdas.control_api.errors import ApiError
@@ -63,7 +76,13 @@ def _save(
     old: dict[str, Any] | None,
     new_of: Callable[[ControlConfig], dict[str, Any]],
     now: datetime,
+    cameras: list[str] | None = None,
 ) -> ControlConfig:
+    """Validate ``candidate`` and store it as the next revision.
+
+    ``cameras`` are the cameras whose classes are checked (None: the defaults, every configured
+    camera and every camera seen).
+    """
     values = {
         **candidate,
         "revision": read.next_revision,
@@ -79,6 +98,10 @@ def _save(
     if problems:
         lines = "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']})" for p in problems)
         raise ApiError(422, f"unknown model: {lines}", problems=problems)
+    problems = _class_problems(services, registry, config, cameras)
+    if problems:
+        lines = "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']!r})" for p in problems)
+        raise ApiError(422, f"class not in the camera's model: {lines}", problems=problems)
     try:
         saved = services.store.put_config(config, expected_revision=read.revision_attribute)
     except ConfigTooLargeError as error:
@@ -168,7 +191,69 @@ def replace_camera(
         old=old,
         new_of=lambda config: config.cameras[camera_id].model_dump(mode="json", exclude_none=True),
         now=utc_now(),
+        cameras=[camera_id],
     )
+
+
+def _class_problems(
+    services: Services,
+    registry: RegistryReader,
+    config: ControlConfig,
+    cameras: list[str] | None,
+) -> list[dict[str, str]]:
+    """Classes that rules and zones name but the camera's model lacks, as 422 problems."""
+    models: dict[str, ModelMetadata | None] = {}
+
+    def metadata_of(ref: ModelRef) -> ModelMetadata | None:
+        key = str(ref)
+        if key not in models:
+            try:
+                models[key] = registry.get(ref)
+            except (RegistryError, ValueError):
+                models[key] = None
+        return models[key]
+
+    checks: list[tuple[str | None, CameraSettings, ModelRef, str]] = []
+    if cameras is None:
+        if config.defaults.model is not None:
+            checks.append((None, config.defaults, config.defaults.model, ""))
+        seen = {record.camera_id for record in services.store.list_cameras()}
+        cameras = sorted(set(config.cameras) | seen)
+    for camera_id in cameras:
+        settings = config.for_camera(camera_id)
+        ref, origin = settings.model, ""
+        if ref is None:
+            record = services.store.get_camera(camera_id)
+            if record is None or not record.model:
+                continue
+            try:
+                ref = parse_model_ref(record.model)
+            except ValueError:
+                continue
+            origin = f", the model camera {camera_id} last reported"
+        checks.append((camera_id, settings, ref, origin))
+
+    problems: list[dict[str, str]] = []
+    for camera_id, settings, ref, origin in checks:
+        metadata = metadata_of(ref)
+        if metadata is None:
+            continue
+        overrides = config.cameras.get(camera_id) if camera_id is not None else None
+        for field, class_name in settings.class_references():
+            if class_name in metadata.classes:
+                continue
+            section = field.split("[", 1)[0]
+            own = overrides is not None and getattr(overrides, section) is not None
+            prefix = f"cameras.{camera_id}." if own else "defaults."
+            named = str(ref) if ref.version == metadata.version else f"{ref} (= {metadata.ref})"
+            problem = {
+                "field": prefix + field,
+                "value": class_name,
+                "allowed": f"a class of {named}{origin}: {', '.join(metadata.classes)}",
+            }
+            if problem not in problems:
+                problems.append(problem)
+    return problems
 
 
 def require_camera(

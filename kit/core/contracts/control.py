@@ -42,6 +42,11 @@ Point = tuple[Annotated[Real, Field(ge=0.0, le=1.0)], Annotated[Real, Field(ge=0
 
 REFRESH_MIN_S = 1
 REFRESH_MAX_S = 3600
+DEFAULT_IOU = 0.7
+"""NMS IoU threshold by default: ultralytics predict's, so counts match what ultralytics shows."""
+DEFAULT_MAX_DETECTIONS = 300
+"""Most detections per frame by default (ultralytics predict's ``max_det``)."""
+MAX_DETECTIONS_LIMIT = 1000
 SLOPE_MIN = 0.0001
 SLOPE_MAX = 1_000_000
 """Bounds of ``rising_trend``'s ``min_slope_per_min``: an alert records it as its threshold, and
@@ -220,6 +225,18 @@ class CameraSettings(Contract):
 
     model: ModelRef | None = None
     confidence: Real = Field(default=0.25, ge=0.0, le=1.0)
+    iou: Real = Field(
+        default=DEFAULT_IOU,
+        ge=0.0,
+        le=1.0,
+        description="NMS IoU threshold: boxes of one class overlapping more are merged",
+    )
+    max_detections: Integer = Field(
+        default=DEFAULT_MAX_DETECTIONS,
+        ge=1,
+        le=MAX_DETECTIONS_LIMIT,
+        description="most detections kept per frame, most confident first",
+    )
     refresh_s: Integer = Field(default=5, ge=REFRESH_MIN_S, le=REFRESH_MAX_S)
     rules: list[Rule] = Field(default_factory=list, max_length=50)
     zones: list[ZoneSpec] = Field(default_factory=list, max_length=50)
@@ -239,12 +256,42 @@ class CameraSettings(Contract):
                 )
         return self
 
+    def class_references(self) -> list[tuple[str, str]]:
+        """Every class name the rules and zones use, as ``(field, class)`` pairs.
+
+        Fields are relative to these settings: ``rules[0].class_name``,
+        ``rules[1].helmet_class``, ``zones[0].classes[2]``. A model that lacks one of these
+        classes never detects it, so the rule or zone count can never change.
+
+        Examples:
+            >>> settings = CameraSettings(rules=[{"type": "count_below", "class_name": "Falll",
+            ...                                   "threshold": 1}])
+            >>> settings.class_references()
+            [('rules[0].class_name', 'Falll')]
+        """
+        references = []
+        for index, rule in enumerate(self.rules):
+            for name in _CLASS_FIELDS:
+                value = getattr(rule, name, None)
+                if value is not None:
+                    references.append((f"rules[{index}].{name}", value))
+        for index, zone in enumerate(self.zones):
+            for position, class_name in enumerate(zone.classes or []):
+                references.append((f"zones[{index}].classes[{position}]", class_name))
+        return references
+
+
+_CLASS_FIELDS = ("class_name", "person_class", "helmet_class")
+"""The rule fields that name a class of the camera's model."""
+
 
 class CameraOverrides(Contract):
     """Per-camera overrides: a field left out (None) falls back to the config's defaults."""
 
     model: ModelRef | None = None
     confidence: Real | None = Field(default=None, ge=0.0, le=1.0)
+    iou: Real | None = Field(default=None, ge=0.0, le=1.0)
+    max_detections: Integer | None = Field(default=None, ge=1, le=MAX_DETECTIONS_LIMIT)
     refresh_s: Integer | None = Field(default=None, ge=REFRESH_MIN_S, le=REFRESH_MAX_S)
     rules: list[Rule] | None = Field(default=None, max_length=50)
     zones: list[ZoneSpec] | None = Field(default=None, max_length=50)
