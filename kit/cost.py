@@ -136,7 +136,10 @@ class Measured:
         batch_ms: the processor's duration for one batch (on AWS: calls times their latency,
             plus the handler's own CPU time).
         batch_size: messages a batch.
-        devices_per_batch: distinct devices in a batch (each gets one update a batch).
+
+    A payload writes nothing to its device's item (the device's newest payload time is read
+    from its cameras), so how many devices a batch holds changes nothing here; the device's
+    item is written by its heartbeats.
     """
 
     detection_item_bytes: float
@@ -148,7 +151,6 @@ class Measured:
     message_bytes: float
     batch_ms: float
     batch_size: int = 10
-    devices_per_batch: float = 1.0
 
 
 def payload_usage(
@@ -166,7 +168,8 @@ def payload_usage(
     cameras_per_device: int = 10,
     heartbeat_s: float = 10,
 ) -> PayloadUsage:
-    """One payload's usage: its own writes, its share of the batch's and of its device's.
+    """One payload's usage: its own writes, its share of the batch's and of its device's
+    heartbeats.
 
     Args:
         refresh_s: seconds between a camera's payloads (how many are kept at once).
@@ -202,7 +205,6 @@ def payload_usage(
         + write_units(m.camera_item_bytes)
         + write_units(m.detection_item_bytes)
         + write_units(max(m.claim_item_bytes, m.completion_item_bytes))
-        + m.devices_per_batch * device_write / m.batch_size
         + heartbeats * device_write,
         read_units=read_units(m.config_item_bytes) * messages / m.batch_size,
         # Each message is sent once; a batch is received once and deleted in one request.

@@ -146,5 +146,5 @@ def run_health_check(services: Services, now: datetime) -> dict[str, Any]:
     config = services.store.get_config()
     cameras = services.store.list_cameras()
     alerts = check_silent_cameras(services, config, cameras, now)
-    devices = update_device_health(services, services.store.list_devices(), now)
+    devices = update_device_health(services, services.store.list_devices(cameras), now)
     return {"checked_at": stamp(now), "cameras": len(cameras), "alerts": alerts, "devices": devices}

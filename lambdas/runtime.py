@@ -50,6 +50,7 @@ class SnsNotifier:
     ):
         self.sns = sns
         self._topic = topic
+        self._topic_arn: str | None = None
         self._account_id = account_id
         self.region = region
         self.frame_url = frame_url
@@ -57,11 +58,15 @@ class SnsNotifier:
 
     @property
     def topic_arn(self) -> str:
-        """The topic's ARN: taken as is when the setting holds one, else built from its name."""
-        if self._topic.startswith("arn:"):
-            return self._topic
-        self._topic = f"arn:aws:sns:{self.region}:{self._account_id()}:{self._topic}"
-        return self._topic
+        """The topic's ARN: taken as is when the setting holds one, else built from its name
+        (once; the setting is left as it is, so that threads building it at once agree)."""
+        if self._topic_arn is None:
+            self._topic_arn = (
+                self._topic
+                if self._topic.startswith("arn:")
+                else f"arn:aws:sns:{self.region}:{self._account_id()}:{self._topic}"
+            )
+        return self._topic_arn
 
     def frame_link(self, alert: Alert) -> str | None:
         """A presigned link to the alert's frame; None when it has none, or when its key lies
@@ -128,7 +133,8 @@ class Services:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.dynamodb = settings.client("dynamodb")
+        # DynamoDB checks every request itself; checking each one here too costs CPU a call.
+        self.dynamodb = settings.client("dynamodb", config=Config(parameter_validation=False))
         self.s3 = settings.client("s3", config=Config(signature_version="s3v4"))
         self.sns = settings.client("sns")
         self._sts = settings.client("sts")

@@ -8,17 +8,25 @@ Tables (logical names; physical ones come from settings):
 
 - ``detections`` (camera_id, sk = ``<captured_at>#<payload_id>``): one item per payload, TTL
   ``expires_at`` = captured_at + :data:`DETECTION_RETENTION_DAYS`.
-- ``cameras`` (camera_id): newest payload's time, counts, frame, model; ``rules``: a map of rule
-  key -> :class:`lambdas.alerts.RuleState` JSON.
-- ``devices`` (device_id): the latest heartbeat, when it arrived, the newest payload time.
+- ``cameras`` (camera_id): the newest payload's time (``last_seen``) and id, the rest of what it
+  said as one JSON attribute (``latest``: device, arrival, model, counts), the newest frame
+  as another (``frame``: key and capture time; kept when a payload comes without one): few
+  attributes keep the update every payload makes short. ``rules``: a map of rule key ->
+  :class:`lambdas.alerts.RuleState` JSON. (Cameras stored before kept each of these in an
+  attribute of its own, ``frame_key`` and ``frame_at`` among them; they read as they were.)
+- ``devices`` (device_id): the latest heartbeat, when it arrived, its health. A device's newest
+  payload time is its cameras' newest (:meth:`Store.list_devices`), so a payload writes nothing
+  to its device.
 - ``alerts`` (alert_id; indexes by-state, by-camera, recent): :class:`kit.core.contracts.Alert` fields.
 - ``config``: the current config and its last good copy, laid out by
   :mod:`kit.core.config_record`; a stored config that fails validation is reported
   (:class:`ConfigRead`) and the last good one is used instead.
 - ``audit`` (entity, at): who changed what, when, old -> new.
 - ``idempotency`` (id = ``payload#<payload_id>``): each payload id's claim while a processor
-  works on it (``status`` INPROGRESS, held until ``in_progress_until_ms``) and then its result
-  (``status`` COMPLETED, ``data``), kept :data:`PAYLOAD_MEMORY_DAYS` days (TTL ``expiration``).
+  works on it (``status`` INPROGRESS) and then its result (``status`` COMPLETED, ``data``), kept
+  :data:`PAYLOAD_MEMORY_DAYS` days (TTL ``expiration``). ``in_progress_until_ms`` says until
+  when the record holds the id: a claim's deadline, a result's expiration; after it the id can
+  be claimed again.
 
 Examples:
     >>> from kit.core.settings import load_settings
@@ -394,6 +402,12 @@ def _conditionally(write: Callable[[], dict[str, Any]]) -> _ConditionalWrite:
     return _ConditionalWrite(True, response)
 
 
+def _lacks_rule_states(written: _ConditionalWrite) -> bool:
+    """The write failed on a camera that has no map of rule states yet."""
+    camera = written.response.get("Item")
+    return not written.done and camera is not None and "rules" not in camera
+
+
 ALERT_INDEXES = {
     "by-camera": ("camera_id", {"alert_id", "camera_id", "opened_at"}),
     "by-state": ("state", {"alert_id", "state", "opened_at"}),
@@ -434,6 +448,10 @@ def detection_item(payload: DetectionPayload) -> dict[str, Any]:
     else:
         item["payload"] = {"S": document}
     return item
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _payload_key(payload_id: str) -> dict[str, Any]:
@@ -486,8 +504,10 @@ class Store:
     ) -> PayloadClaim:
         """Claim processing the payload ``payload_id`` until ``until``, in one conditional put.
 
-        The claim is taken when the id is unknown, its record has expired, or another caller's
-        claim has run out (that caller stopped before it finished).
+        The claim is taken when the id is unknown, or its record no longer holds it: another
+        caller's claim has run out (that caller stopped before it finished), or its result has
+        expired. One comparison decides (``in_progress_until_ms``), which keeps the condition,
+        paid on every payload, short.
 
         Args:
             token: identifies the claimant (:meth:`release_payload` releases only its own claim).
@@ -501,24 +521,12 @@ class Store:
                     **_payload_key(payload_id),
                     "status": {"S": "INPROGRESS"},
                     "claimed_by": {"S": token},
-                    "in_progress_until_ms": {"N": str(int(until.timestamp() * 1000))},
+                    "in_progress_until_ms": {"N": str(_epoch_ms(until))},
                     "expiration": {"N": str(epoch_s(now + timedelta(days=PAYLOAD_MEMORY_DAYS)))},
                 },
-                ConditionExpression=(
-                    "attribute_not_exists(#id) OR #expiration < :now "
-                    "OR (#status = :in_progress AND #until < :now_ms)"
-                ),
-                ExpressionAttributeNames={
-                    "#id": "id",
-                    "#expiration": "expiration",
-                    "#status": "status",
-                    "#until": "in_progress_until_ms",
-                },
-                ExpressionAttributeValues={
-                    ":now": {"N": str(epoch_s(now))},
-                    ":now_ms": {"N": str(int(now.timestamp() * 1000))},
-                    ":in_progress": {"S": "INPROGRESS"},
-                },
+                ConditionExpression="attribute_not_exists(#id) OR #until < :now_ms",
+                ExpressionAttributeNames={"#id": "id", "#until": "in_progress_until_ms"},
+                ExpressionAttributeValues={":now_ms": {"N": str(_epoch_ms(now))}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         )
@@ -552,7 +560,9 @@ class Store:
         Raises:
             UnprocessedWritesError: DynamoDB kept some of them unprocessed (throttled).
         """
-        expiration = {"N": str(epoch_s(now + timedelta(days=PAYLOAD_MEMORY_DAYS)))}
+        expires = now + timedelta(days=PAYLOAD_MEMORY_DAYS)
+        expiration = {"N": str(epoch_s(expires))}
+        held_until = {"N": str(_epoch_ms(expires))}
         self._batch_put(
             self.names.idempotency_table,
             [
@@ -560,6 +570,7 @@ class Store:
                     **_payload_key(payload_id),
                     "status": {"S": "COMPLETED"},
                     "data": {"S": json.dumps(result, sort_keys=True)},
+                    "in_progress_until_ms": held_until,
                     "expiration": expiration,
                 }
                 for payload_id, result in results.items()
@@ -651,40 +662,38 @@ class Store:
         A recorded time beyond ``received_at`` plus the clock-skew allowance
         (:data:`kit.core.contracts.MAX_CLOCK_SKEW_S`) cannot be a real payload's (the processor
         refuses those; it was stored before it did), so any payload replaces it.
+
+        Every payload pays for this update, and its cost (DynamoDB's and the emulator's) grows
+        with its clauses: what only the API reads is one JSON attribute (``latest``), the frame
+        another (``frame``), and the rule states' map is created by the first rule state
+        (:meth:`replace_rule_states`).
         """
-        sets = [
-            "device_id = :device",
-            "last_seen = :seen",
-            "received_at = :received",
-            "last_payload_id = :payload",
-            "#model = :model",
-            "counts = :counts",
-            "zone_counts = :zones",
-            "#rules = if_not_exists(#rules, :no_rules)",
-        ]
+        latest = {
+            "device_id": payload.device_id,
+            "received_at": stamp(received_at),
+            "model": str(payload.model),
+            "counts": payload.counts,
+            "zone_counts": payload.zone_counts,
+        }
+        sets = ["last_seen = :seen", "last_payload_id = :payload", "latest = :latest"]
         values = {
-            ":device": {"S": payload.device_id},
             ":seen": {"S": stamp(payload.captured_at)},
-            ":received": {"S": stamp(received_at)},
             ":payload": {"S": payload.payload_id},
-            ":model": {"S": str(payload.model)},
-            ":counts": {"S": json.dumps(payload.counts)},
-            ":zones": {"S": json.dumps(payload.zone_counts)},
-            ":no_rules": {"M": {}},
+            ":latest": {"S": _compact_json(latest)},
             ":horizon": {"S": _horizon(received_at)},
         }
         if payload.frame_key:
-            sets += ["frame_key = :frame", "frame_at = :seen"]
-            values[":frame"] = {"S": payload.frame_key}
+            sets.append("frame = :frame")
+            values[":frame"] = {
+                "S": _compact_json({"key": payload.frame_key, "at": stamp(payload.captured_at)})
+            }
         written = _conditionally(
             lambda: self.client.update_item(
                 TableName=self.names.cameras_table,
                 Key={"camera_id": {"S": payload.camera_id}},
                 UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=(
-                    "attribute_not_exists(last_seen) OR last_seen <= :seen OR last_seen > :horizon"
-                ),
-                ExpressionAttributeNames={"#model": "model", "#rules": "rules"},
+                # Refused only over a newer time within the horizon (a missing one compares false).
+                ConditionExpression="NOT (last_seen > :seen AND last_seen <= :horizon)",
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
@@ -707,9 +716,29 @@ class Store:
         Returns:
             Whether they were written, and if not, the camera's rule states as they are.
         """
+        written = self._set_rule_states(camera_id, changes, newest_payload_id)
+        if _lacks_rule_states(written):
+            # The camera's first states: they make its map, if none was made meanwhile.
+            if any(expected is not None for _, expected in changes.values()):
+                return RuleStatesWrite(False, {})
+            written = self._create_rule_states(camera_id, changes, newest_payload_id)
+            if not written.done and "rules" in written.response.get("Item", {}):
+                written = self._set_rule_states(camera_id, changes, newest_payload_id)
+        if written.done:
+            return RuleStatesWrite(True)
+        camera = written.response.get("Item")
+        return RuleStatesWrite(False, self._camera(camera).rules if camera else {})
+
+    def _set_rule_states(
+        self,
+        camera_id: str,
+        changes: Mapping[str, tuple[str, str | None]],
+        newest_payload_id: str | None,
+    ) -> _ConditionalWrite:
+        """Set ``changes`` in the camera's map of rule states (fails when it has none)."""
         names = {"#rules": "rules"}
         values: dict[str, Any] = {}
-        sets, conditions = [], ["attribute_exists(camera_id)"]
+        sets, conditions = [], ["attribute_exists(#rules)"]
         for index, (rule_key, (new, expected)) in enumerate(sorted(changes.items())):
             names[f"#r{index}"] = rule_key
             values[f":new{index}"] = {"S": new}
@@ -722,7 +751,7 @@ class Store:
         if newest_payload_id is not None:
             conditions.append("last_payload_id = :newest")
             values[":newest"] = {"S": newest_payload_id}
-        written = _conditionally(
+        return _conditionally(
             lambda: self.client.update_item(
                 TableName=self.names.cameras_table,
                 Key={"camera_id": {"S": camera_id}},
@@ -733,10 +762,32 @@ class Store:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         )
-        if written.done:
-            return RuleStatesWrite(True)
-        camera = written.response.get("Item")
-        return RuleStatesWrite(False, self._camera(camera).rules if camera else {})
+
+    def _create_rule_states(
+        self,
+        camera_id: str,
+        changes: Mapping[str, tuple[str, str | None]],
+        newest_payload_id: str | None,
+    ) -> _ConditionalWrite:
+        """Make the camera's map of rule states of ``changes``, if it has none."""
+        conditions = ["attribute_exists(camera_id)", "attribute_not_exists(#rules)"]
+        values: dict[str, Any] = {
+            ":states": {"M": {rule_key: {"S": new} for rule_key, (new, _) in changes.items()}}
+        }
+        if newest_payload_id is not None:
+            conditions.append("last_payload_id = :newest")
+            values[":newest"] = {"S": newest_payload_id}
+        return _conditionally(
+            lambda: self.client.update_item(
+                TableName=self.names.cameras_table,
+                Key={"camera_id": {"S": camera_id}},
+                UpdateExpression="SET #rules = :states",
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames={"#rules": "rules"},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        )
 
     def get_camera(self, camera_id: str) -> CameraRecord | None:
         item = self.client.get_item(
@@ -753,21 +804,34 @@ class Store:
     @staticmethod
     def _camera(item: dict[str, Any]) -> CameraRecord:
         values = _plain(item)
+        if values.get("latest"):
+            latest = json.loads(values["latest"])
+        else:  # stored before ``latest``: one attribute each, counts as JSON text
+            latest = {
+                **values,
+                "counts": json.loads(values.get("counts") or "{}"),
+                "zone_counts": json.loads(values.get("zone_counts") or "{}"),
+            }
 
-        def moment(name: str) -> datetime | None:
-            return parse_stamp(values[name]) if values.get(name) else None
+        if values.get("frame"):
+            frame = json.loads(values["frame"])
+        else:  # stored before ``frame``, or no frame yet
+            frame = {"key": values.get("frame_key"), "at": values.get("frame_at")}
+
+        def moment(text: str | None) -> datetime | None:
+            return parse_stamp(text) if text else None
 
         return CameraRecord(
             camera_id=values["camera_id"],
-            device_id=values.get("device_id"),
-            last_seen=moment("last_seen"),
-            received_at=moment("received_at"),
+            device_id=latest.get("device_id"),
+            last_seen=moment(values.get("last_seen")),
+            received_at=moment(latest.get("received_at")),
             last_payload_id=values.get("last_payload_id"),
-            model=values.get("model"),
-            counts=json.loads(values.get("counts") or "{}"),
-            zone_counts=json.loads(values.get("zone_counts") or "{}"),
-            frame_key=values.get("frame_key"),
-            frame_at=moment("frame_at"),
+            model=latest.get("model"),
+            counts=latest["counts"],
+            zone_counts=latest["zone_counts"],
+            frame_key=frame["key"],
+            frame_at=moment(frame["at"]),
             rules=dict(values.get("rules") or {}),
         )
 
@@ -796,47 +860,40 @@ class Store:
             )
         ).done
 
-    def touch_device(self, payload: DetectionPayload, received_at: datetime) -> None:
-        """Note the device's newest payload time (older payloads leave it as it is; one beyond the
-        clock-skew allowance is replaced, as in :meth:`touch_camera`)."""
-        _conditionally(
-            lambda: self.client.update_item(
-                TableName=self.names.devices_table,
-                Key={"device_id": {"S": payload.device_id}},
-                UpdateExpression="SET last_payload_at = :at",
-                ConditionExpression=(
-                    "attribute_not_exists(last_payload_at) OR last_payload_at < :at "
-                    "OR last_payload_at > :horizon"
-                ),
-                ExpressionAttributeValues={
-                    ":at": {"S": stamp(payload.captured_at)},
-                    ":horizon": {"S": _horizon(received_at)},
-                },
-            )
-        )
+    def list_devices(self, cameras: Sequence[CameraRecord] | None = None) -> list[DeviceRecord]:
+        """Every device: those that sent a heartbeat and those known from their cameras' payloads.
 
-    def list_devices(self) -> list[DeviceRecord]:
-        devices = []
+        A device's newest payload time is the newest ``last_seen`` of the cameras whose newest
+        payload came from it: read here instead of written with every batch.
+
+        Args:
+            cameras: the cameras, when the caller listed them already (None: listed here).
+        """
+        newest_payload: dict[str, datetime] = {}
+        for camera in self.list_cameras() if cameras is None else cameras:
+            if camera.device_id and camera.last_seen:
+                known = newest_payload.get(camera.device_id)
+                newest_payload[camera.device_id] = max(known or camera.last_seen, camera.last_seen)
+        devices = {}
         for page in self.client.get_paginator("scan").paginate(TableName=self.names.devices_table):
             for item in page["Items"]:
                 values = _plain(item)
-                devices.append(
-                    DeviceRecord(
-                        device_id=values["device_id"],
-                        heartbeat=_stored_heartbeat(values["device_id"], values.get("heartbeat")),
-                        received_at=parse_stamp(values["received_at"])
-                        if values.get("received_at")
-                        else None,
-                        last_payload_at=parse_stamp(values["last_payload_at"])
-                        if values.get("last_payload_at")
-                        else None,
-                        health=values.get("health"),
-                        health_since=parse_stamp(values["health_since"])
-                        if values.get("health_since")
-                        else None,
-                    )
+                device_id = values["device_id"]
+                devices[device_id] = DeviceRecord(
+                    device_id=device_id,
+                    heartbeat=_stored_heartbeat(device_id, values.get("heartbeat")),
+                    received_at=parse_stamp(values["received_at"])
+                    if values.get("received_at")
+                    else None,
+                    last_payload_at=newest_payload.get(device_id),
+                    health=values.get("health"),
+                    health_since=parse_stamp(values["health_since"])
+                    if values.get("health_since")
+                    else None,
                 )
-        return sorted(devices, key=lambda d: d.device_id)
+        for device_id, last_payload_at in newest_payload.items():
+            devices.setdefault(device_id, DeviceRecord(device_id, last_payload_at=last_payload_at))
+        return sorted(devices.values(), key=lambda d: d.device_id)
 
     def set_device_health(self, device_id: str, health: str, since: datetime) -> None:
         self.client.update_item(

@@ -7,7 +7,8 @@ What works on a CPU-only machine with the pinned packages:
   FP32 inputs/outputs; ONNX Runtime on a CPU runs it (no faster than FP32 there: FP16 pays
   off on GPUs/NPUs) at half the file size.
 - ONNX INT8: ONNX Runtime static quantization of the Conv/MatMul weights, calibrated on the
-  dataset's images (``data`` is required); about a quarter of the FP32 size.
+  dataset's train images (``data`` is required; its val images stay unseen, to judge the
+  result); about a quarter of the FP32 size.
 - OpenVINO FP32 and FP16 (weights compressed to FP16): ultralytics' exporter.
 - OpenVINO INT8: needs NNCF (``pip install nncf``); without it :class:`ExportError` says so.
 
@@ -49,7 +50,7 @@ def _check_calibration_data(int8: bool, data: str | Path | None) -> Path | None:
     if data is None:
         if int8:
             raise ValueError(
-                "int8=True needs data= (a data.yaml) for calibration images; its 'val' split is used"
+                "int8=True needs data= (a data.yaml) for calibration images; its 'train' split calibrates"
             )
         return None
     from kit.sagemaker.train_entry import find_data_yaml
@@ -58,9 +59,19 @@ def _check_calibration_data(int8: bool, data: str | Path | None) -> Path | None:
 
 
 def _calibration_yaml(data_yaml: Path, scratch: Path) -> str:
+    """A data.yaml whose ``val`` is the dataset's train split: ultralytics calibrates INT8 on the
+    ``val`` split, and the held-out images must stay unseen to judge the quantized model."""
+    import yaml
+
     from kit.sagemaker.train_entry import absolute_data_yaml
 
-    return str(absolute_data_yaml(data_yaml, scratch / "calibration"))
+    data = yaml.safe_load(absolute_data_yaml(data_yaml, scratch / "absolute").read_text())
+    if data.get("train"):
+        data["val"] = data["train"]
+    out = scratch / "calibration" / "data.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return str(out)
 
 
 def _export(weights: Path, format: str, scratch: Path, verbose: bool, **arguments: Any) -> Path:

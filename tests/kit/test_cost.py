@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from kit.cost import (
@@ -29,7 +27,6 @@ MEASURED = Measured(
     message_bytes=1000,
     batch_ms=200,
     batch_size=10,
-    devices_per_batch=1,
 )
 
 
@@ -40,11 +37,12 @@ def test_units_round_up_per_started_kb_4_kb_and_64_kb():
     assert [sqs_requests(b) for b in (10, 65536, 65537)] == [1, 1, 2]
 
 
-def test_a_payload_pays_its_writes_and_its_share_of_batch_and_device():
+def test_a_payload_pays_its_writes_and_its_share_of_batch_and_heartbeats():
     usage = payload_usage(MEASURED, refresh_s=5, cameras_per_device=10, heartbeat_s=10)
     heartbeats = 5 / 10 / 10  # a device's heartbeats per payload of one of its 10 cameras
-    # claim 1 + camera 1 + detection 2 + result 1; device 3 WRU once a batch and per heartbeat
-    assert usage.write_units == pytest.approx(5 + 3 / 10 + heartbeats * 3)
+    # claim 1 + camera 1 + detection 2 + result 1; the device's 3 WRU per heartbeat only (a
+    # payload writes nothing to its device)
+    assert usage.write_units == pytest.approx(5 + heartbeats * 3)
     assert usage.read_units == pytest.approx(1 * (1 + heartbeats) / 10)
     assert usage.sqs_requests == pytest.approx(1 + heartbeats + 2 * (1 + heartbeats) / 10)
     assert usage.s3_puts == 1
@@ -59,13 +57,11 @@ def test_settings_change_what_they_should():
     no_frame = payload_usage(MEASURED, refresh_s=5, frame_upload=False)
     crops = payload_usage(MEASURED, refresh_s=5, crops=5)
     short = payload_usage(MEASURED, refresh_s=5, detection_retention_days=7)
-    mixed = payload_usage(dataclasses.replace(MEASURED, devices_per_batch=10), refresh_s=5)
 
     assert (no_frame.s3_puts, no_frame.s3_bytes_kept) == (0, 0)
     assert crops.s3_puts == 6 and crops.s3_bytes_kept > base.s3_bytes_kept
     assert short.dynamodb_bytes_kept < base.dynamodb_bytes_kept
     assert short.write_units == base.write_units  # TTL deletes are free
-    assert mixed.write_units == pytest.approx(base.write_units + 9 * 3 / 10)
 
 
 def test_a_camera_month_multiplies_per_payload_prices_by_payloads():

@@ -159,7 +159,7 @@ def test_an_alert_e_mail_never_links_an_object_outside_the_camera_s_frames(harne
     bucket = harness.settings.resources.bucket
     harness.services.s3.put_object(Bucket=bucket, Key="datasets/private/secret.txt", Body=b"x")
     now = utc_now()
-    harness.process(harness.payload(at=now, frame_key="frames/demo-1/shelf-1/own.jpg"))
+    harness.process(harness.payload(at=now))
     harness.services.dynamodb.update_item(
         TableName=harness.settings.resources.cameras_table,
         Key={"camera_id": {"S": "shelf-1"}},

@@ -77,7 +77,11 @@ def test_rule_states_are_written_only_while_the_payload_judged_is_the_newest(har
     assert (stale, current) == (False, True)
 
 
-def test_a_device_keeps_its_newest_heartbeat_and_payload_time(harness, t0):
+def test_a_device_keeps_its_newest_heartbeat_and_its_cameras_give_its_newest_payload_time(
+    harness, t0
+):
+    """A payload writes nothing to its device: the device's newest payload time is the newest
+    of its cameras', and a device known only from payloads is listed too."""
     store = harness.store
     newer = Heartbeat(device_id="demo-1", app_version="2", uptime_s=9, sent_at=t0)
     older = Heartbeat(
@@ -86,12 +90,100 @@ def test_a_device_keeps_its_newest_heartbeat_and_payload_time(harness, t0):
 
     assert store.record_heartbeat(newer, received_at=t0)
     assert not store.record_heartbeat(older, received_at=t0)
-    store.touch_device(detection(harness, 10), received_at=t0)
-    store.touch_device(detection(harness, 5), received_at=t0)  # older: no change, no error
+    for camera_id, device_id, seconds in (
+        ("shelf-1", "demo-1", 10),
+        ("shelf-1", "demo-1", 5),  # older: the camera keeps its newest
+        ("shelf-2", "demo-1", 7),
+        ("shelf-3", "edge-b", 20),
+    ):
+        payload = harness.payload(
+            camera_id=camera_id, device_id=device_id, at=timedelta(seconds=seconds)
+        )
+        store.touch_camera(parse(DetectionPayload, payload), received_at=t0)
 
-    [device] = store.list_devices()
-    assert device.heartbeat.app_version == "2"
-    assert device.last_payload_at == t0 + timedelta(seconds=10)
+    devices = {device.device_id: device for device in store.list_devices()}
+    assert devices["demo-1"].heartbeat.app_version == "2"
+    assert devices["demo-1"].last_payload_at == t0 + timedelta(seconds=10)
+    assert devices["edge-b"].heartbeat is None
+    assert devices["edge-b"].last_payload_at == t0 + timedelta(seconds=20)
+    assert store.list_devices(store.list_cameras()) == store.list_devices()
+
+
+def test_a_camera_stored_before_its_latest_payload_was_one_attribute_reads_as_it_was(harness, t0):
+    harness.services.dynamodb.put_item(
+        TableName=harness.settings.resources.cameras_table,
+        Item={
+            "camera_id": {"S": "shelf-1"},
+            "device_id": {"S": "demo-1"},
+            "last_seen": {"S": "2026-01-31T12:00:00.000000Z"},
+            "received_at": {"S": "2026-01-31T12:00:01.000000Z"},
+            "last_payload_id": {"S": "p-1"},
+            "model": {"S": "shelf@1"},
+            "counts": {"S": '{"bottle": 2}'},
+            "zone_counts": {"S": '{"top": {"bottle": 1}}'},
+            "frame_key": {"S": "frames/demo-1/shelf-1/old.jpg"},
+            "frame_at": {"S": "2026-01-31T12:00:00.000000Z"},
+            "rules": {"M": {}},
+        },
+    )
+
+    camera = harness.store.get_camera("shelf-1")
+
+    assert (camera.device_id, camera.model, camera.last_payload_id) == ("demo-1", "shelf@1", "p-1")
+    assert camera.counts == {"bottle": 2} and camera.zone_counts == {"top": {"bottle": 1}}
+    assert camera.last_seen == t0 and camera.received_at == t0 + timedelta(seconds=1)
+    assert (camera.frame_key, camera.frame_at) == ("frames/demo-1/shelf-1/old.jpg", t0)
+    frameless = detection(harness, 5)
+    assert harness.store.touch_camera(frameless, received_at=t0).counts == frameless.counts
+    assert harness.store.get_camera("shelf-1").frame_key == "frames/demo-1/shelf-1/old.jpg"
+    framed = parse(
+        DetectionPayload,
+        harness.payload(at=timedelta(seconds=9), frame_key="frames/demo-1/shelf-1/new.jpg"),
+    )
+    harness.store.touch_camera(framed, received_at=t0)
+    camera = harness.store.get_camera("shelf-1")
+    assert camera.last_payload_id == framed.payload_id
+    assert (camera.frame_key, camera.frame_at) == (framed.frame_key, framed.captured_at)
+
+
+def test_a_camera_keeps_its_newest_frame_when_a_payload_comes_without_one(harness, t0):
+    store = harness.store
+    framed = parse(
+        DetectionPayload,
+        harness.payload(at=timedelta(seconds=1), frame_key="frames/demo-1/shelf-1/a.jpg"),
+    )
+    store.touch_camera(framed, received_at=t0)
+    store.touch_camera(detection(harness, 2), received_at=t0)
+
+    camera = store.get_camera("shelf-1")
+
+    assert camera.last_seen == t0 + timedelta(seconds=2)
+    assert (camera.frame_key, camera.frame_at) == (framed.frame_key, framed.captured_at)
+
+
+def test_a_camera_s_first_rule_states_make_its_map_once(harness, t0):
+    """A payload's camera update leaves out the rule states' map: the first states make it, on
+    the same conditions as any other."""
+    store = harness.store
+    newest = detection(harness, 0)
+    store.touch_camera(newest, received_at=t0)
+    assert store.get_camera("shelf-1").rules == {}
+
+    stale = store.replace_rule_states(
+        "shelf-1", {"low": ('{"v": 1}', None)}, newest_payload_id="not-the-newest"
+    )
+    expecting = store.replace_rule_states("shelf-1", {"low": ('{"v": 1}', '{"v": 0}')})
+    first = store.replace_rule_states(
+        "shelf-1", {"low": ('{"v": 1}', None)}, newest_payload_id=newest.payload_id
+    )
+    second = store.replace_rule_states("shelf-1", {"silent": ('{"s": 1}', None)})
+    again = store.replace_rule_states("shelf-1", {"low": ('{"v": 9}', None)})
+
+    assert (stale.done, stale.current) == (False, {})
+    assert (expecting.done, expecting.current) == (False, {})
+    assert first.done and second.done
+    assert (again.done, again.current) == (False, {"low": '{"v": 1}', "silent": '{"s": 1}'})
+    assert store.get_camera("shelf-1").rules == {"low": '{"v": 1}', "silent": '{"s": 1}'}
 
 
 def test_a_config_is_stored_only_over_the_revision_it_was_based_on(harness):

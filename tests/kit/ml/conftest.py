@@ -66,6 +66,7 @@ def trained(shapes_dataset, tmp_path_factory):
 
     return train_local(
         shapes_dataset,
+        base="yolov8n.yaml",
         epochs=1,
         imgsz=IMGSZ,
         batch=8,

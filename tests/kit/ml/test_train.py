@@ -25,7 +25,7 @@ def test_one_epoch_run_reports_weights_metrics_history_and_plots(trained):
     per_class = {k for k in trained.metrics if "/" in k}
     assert per_class <= {f"{m}/{c}" for m in ("mAP50", "mAP50-95") for c in SHAPE_CLASSES}
     assert trained.framework.startswith("ultralytics ")
-    assert trained.base == "yolo11n.yaml" and trained.parent is None
+    assert trained.base == "yolov8n.yaml" and trained.parent is None
 
     history = trained.history()
     assert len(history) == 1 and history[0]["epoch"] == 1
