@@ -1,3 +1,5 @@
 """Edge Vision Kit: the library behind the notebooks and the `kit` CLI."""
 
-__version__ = "0.1.0"
+from kit.core import __version__
+
+__all__ = ["__version__"]

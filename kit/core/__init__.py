@@ -17,3 +17,6 @@ else of the project (import-linter contracts in ``pyproject.toml`` guard both). 
 pydantic and the standard library (numpy in :mod:`kit.core.boxes` only; PyYAML and boto3
 lazily), so it fits a device image and a Lambda archive whole.
 """
+
+__version__ = "0.1.0"
+"""The kit's version (``kit.__version__``; pyproject.toml says the same)."""

@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-import kit
+from kit.core import __version__ as kit_version
 from kit.core.contracts import utc_now
 from kit.core.registry import RegistryReader
 from kit.core.timefmt import stamp
@@ -118,7 +118,7 @@ def health() -> dict[str, Any]:
     return {
         "status": "ok",
         "target": settings.target,
-        "version": kit.__version__,
+        "version": kit_version,
         "time": stamp(utc_now()),
     }
 
