@@ -14,12 +14,12 @@ from kit.local.processes import ServiceRecord, stop_service
 
 PARENT = textwrap.dedent(
     """
-    import json, sys, time
+    import json, signal, sys
     from pathlib import Path
     from kit.local.processes import start_service
     record = start_service("sleeper", ["sleep", "600"], Path(sys.argv[1]))
     print(json.dumps(record.to_json()), flush=True)
-    time.sleep(600)  # alive, and never reaps its child
+    signal.pause()  # alive until the test kills it, and never reaps its child
     """
 )
 
