@@ -21,6 +21,7 @@ from kit.core.contracts import MAX_CLOCK_SKEW_S, ContractError, DetectionPayload
 from kit.core.timefmt import stamp
 from lambdas.processor.handler import processor
 from lambdas.processor.records import with_stable_payload_id
+from tests.support.json_mutation import leaves, with_raw
 
 CONFIG = {
     "defaults": {
@@ -148,30 +149,6 @@ def heartbeats(draw):
         "uptime_s": draw(st.floats(0, 1e6)),
         "cameras": {"shelf-1": {"state": draw(st.sampled_from(["running", "failed", "stopped"]))}},
     }
-
-
-MARK = "__fuzzed__"
-
-
-def leaves(value, path=()):
-    """(path, leaf) of every scalar in a JSON document."""
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from leaves(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from leaves(child, (*path, index))
-    else:
-        yield path, value
-
-
-def with_raw(message: dict, path: tuple, literal: str) -> str:
-    """``message`` as JSON text with the raw JSON ``literal`` at ``path``."""
-    node = message
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = MARK
-    return json.dumps(message).replace(f'"{MARK}"', literal)
 
 
 @st.composite

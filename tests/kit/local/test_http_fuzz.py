@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from kit.core.backend import CONTROL_API_ROUTES
 from kit.core.contracts import ControlConfig, parse
 from lambdas.control_api.body import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from tests.support.json_mutation import leaves, with_raw
 
 FAILURE_BOUND_S = 60.0
 """How long one answer may take before the request counts as hung."""
@@ -98,29 +99,6 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=8,
 )
-MARK = "__fuzzed__"
-
-
-def leaves(value, path=()):
-    """(path, leaf) of every scalar in a JSON document."""
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from leaves(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from leaves(child, (*path, index))
-    else:
-        yield path, value
-
-
-def with_raw(document: dict, path: tuple, literal: str) -> str:
-    """``document`` as JSON text with the raw JSON ``literal`` at ``path``."""
-    document = json.loads(json.dumps(document))
-    node = document
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = MARK
-    return json.dumps(document).replace(f'"{MARK}"', literal)
 
 
 @st.composite
