@@ -4,7 +4,9 @@ worker thread per camera around the device's :class:`~edge_app.runtime.DeviceRun
 - :class:`FramePacer` — which frames a camera analyses: at most ``process_fps`` a second.
 - :class:`CameraWorker` — a thread per camera: takes its source's newest due frame, runs the
   camera's processor, keeps several frames in flight when the camera falls behind, and hands
-  each result to the camera's runtime (counted, published every ``refresh_s``).
+  each result to the camera's runtime (counted, published every ``refresh_s``). It takes no
+  frame before the camera's first model has loaded, and a file or image folder starts playing
+  only then (nothing of a short clip is lost to the model's load).
 - :class:`EdgeApp` — the device: the runtime (services, control, heartbeats), the cameras'
   readers (a :class:`~edge_app.sources.CameraSet`) and their workers. A camera whose source is
   invalid is reported ``failed`` with one line naming it; the other cameras run.
@@ -93,14 +95,26 @@ class CameraWorker:
     never has more than one frame in flight, so nothing waits for a later frame. Control changes
     are applied while no frame is in flight.
 
+    No frame is taken while the camera has no model yet: they would go unanalysed.
+
     Args:
         camera: the camera's runtime (model, control settings, counters, publishing).
         source: where its frames come from (its :class:`~edge_app.sources.CameraReader`).
+        on_first_model: called once, when the camera's first model has loaded (the edge app
+            lets a file or image folder start playing: `CameraReader.consumer_ready`).
     """
 
-    def __init__(self, camera: CameraRuntime, source: FrameSource):
+    def __init__(
+        self,
+        camera: CameraRuntime,
+        source: FrameSource,
+        *,
+        on_first_model: Callable[[], None] | None = None,
+    ):
         self.camera = camera
         self.source = source
+        self.on_first_model = on_first_model
+        self._model_announced = False
         self.pacer = FramePacer(camera.config.process_fps)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,14 +154,21 @@ class CameraWorker:
         if processor is None or not processor.pending:
             camera.apply_pending()
             processor = camera.processor
-        busy = processor is not None and processor.pending > 0
+        if processor is None:
+            self._stop.wait(IDLE_READ_S)
+            return
+        if not self._model_announced:
+            self._model_announced = True
+            if self.on_first_model is not None:
+                self.on_first_model()
+        busy = processor.pending > 0
         frame = self.source.read_latest(timeout=0.0 if busy else IDLE_READ_S)
         submitted = False
-        if frame is not None and processor is not None and self.pacer.due(frame.captured_at):
+        if frame is not None and self.pacer.due(frame.captured_at):
             processor.submit(frame)
             submitted = True
         behind = submitted and processor.pending < processor.depth
-        if processor is not None and processor.pending and not behind:
+        if processor.pending and not behind:
             camera.handle(processor.collect())
 
 
@@ -180,7 +201,7 @@ class EdgeApp:
         self.workers: dict[str, CameraWorker] = {}
         for camera in config.cameras:
             try:
-                reader = CameraReader(camera.id, camera.source)
+                reader = CameraReader(camera.id, camera.source, wait_for_consumer=True)
             except ValueError as error:
                 failed = SourceStatus(
                     camera.id, "(invalid)", CameraState.FAILED, 0.0, 0, 0, 0, None,
@@ -191,7 +212,9 @@ class EdgeApp:
                 continue
             self.readers.add(reader)
             self.workers[camera.id] = CameraWorker(
-                self.runtime.add_camera(camera, reader.status), reader
+                self.runtime.add_camera(camera, reader.status),
+                reader,
+                on_first_model=reader.consumer_ready,
             )
         self._stop = threading.Event()
 

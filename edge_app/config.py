@@ -99,6 +99,13 @@ class DeviceConfig(_Strict):
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     heartbeat_s: float = Field(default=10.0, ge=1, le=3600)
     control_poll_s: float = Field(default=5.0, ge=0.5, le=3600)
+    model_check_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=86400,
+        description="seconds between checks of the model aliases cameras run "
+        "(shelf:production): a promoted version reaches the device within this time",
+    )
     control_source: Literal["auto", "api", "table", "none"] = "auto"
     control: ControlConfig | None = Field(
         default=None, description="config used until (or instead of) the backend's"

@@ -2,8 +2,11 @@
 
 :class:`CameraProcessor` is the per-frame logic of one camera (no threads, no I/O): detect,
 track, count in zones and across lines; render the published frame (privacy blur, annotations);
-build the :class:`~kit.core.contracts.DetectionPayload`. :func:`publish_result` sends one result
-(frame, crops, payload) through the publisher.
+build the :class:`~kit.core.contracts.DetectionPayload`; decide whether the frame is a sample
+worth labelling (:class:`~edge_app.sampling.FrameSampler`, by the camera's ``sampling`` settings).
+:func:`publish_result` sends one result (frame, crops, payload) through the publisher, every
+``refresh_s``; :func:`publish_sample` sends a sampled frame (blurred image, pre-labels, record),
+whenever one is.
 
 Around it, from the device down:
 
@@ -31,6 +34,7 @@ from edge_app.config import CameraConfig
 from edge_app.detections import Detections
 from edge_app.detectors import Detector, InferenceJob, LetterboxInfo
 from edge_app.publisher import Publisher, crop_key, frame_key
+from edge_app.sampling import FrameSampler, Sample, build_sample
 from edge_app.sources import Frame
 from edge_app.tracking import ByteTracker
 from edge_app.zones import LineCounter, PolygonZone
@@ -43,7 +47,12 @@ JPEG_QUALITY = 80
 
 @dataclass
 class FrameResult:
-    """What the pipeline made of one frame."""
+    """What the pipeline made of one frame.
+
+    Attributes:
+        sample_reasons: why the frame is a sample worth labelling (empty: it is not one).
+        sample_detections: the model's boxes to pre-label a sample with (None when no sample).
+    """
 
     frame: Frame
     detections: Detections
@@ -51,6 +60,8 @@ class FrameResult:
     zone_counts: dict[str, dict[str, int]]
     line_counts: dict[str, dict[str, int]]
     inference_ms: float
+    sample_reasons: tuple[str, ...] = ()
+    sample_detections: Detections | None = None
 
 
 class CameraProcessor:
@@ -82,6 +93,7 @@ class CameraProcessor:
         self.lines: list[LineCounter] = []
         self._line_specs: dict[str, LineSpec] = {}
         self._in_flight: deque[tuple[Frame, LetterboxInfo, np.ndarray, InferenceJob]] = deque()
+        self.sampler = FrameSampler(self.camera_settings.sampling)
         self.set_detector(detector, model)
         self.configure(self.camera_settings)
 
@@ -102,6 +114,7 @@ class CameraProcessor:
             frame_rate=self.frame_rate,
             minimum_consecutive_frames=1,
         )
+        self.sampler.forget_counts()
 
     def configure(self, camera_settings: CameraSettings) -> None:
         """Apply zones, lines, confidence, IoU and max detections; a line whose spec did not
@@ -122,6 +135,7 @@ class CameraProcessor:
             lines.append(kept or LineCounter(spec.name, spec.start, spec.end, normalized=True))
         self.lines = lines
         self._line_specs = {spec.name: spec for spec in camera_settings.lines}
+        self.sampler.configure(camera_settings.sampling)
         if confidence_changed:
             self.set_detector(self.detector, self.model)
 
@@ -185,13 +199,23 @@ class CameraProcessor:
         for line in self.lines:
             line.trigger(confident, frame_wh=(width, height))
             line_counts[line.name] = {"in": line.in_count, "out": line.out_count}
+        counts = confident.counts(self.detector.class_names)
+        # the detector's own boxes, not the tracker's: the band judges what the model hesitates
+        # about, and the pre-labels are what the model predicted
+        reasons = self.sampler.decide(detections.confidence, counts, frame.captured_at)
+        sample_detections = None
+        if reasons:
+            threshold = self.sampler.prelabel_threshold(self.camera_settings.confidence)
+            sample_detections = detections[detections.confidence >= threshold]
         return FrameResult(
             frame=frame,
             detections=confident,
-            counts=confident.counts(self.detector.class_names),
+            counts=counts,
             zone_counts=zone_counts,
             line_counts=line_counts,
             inference_ms=job.elapsed_ms,
+            sample_reasons=reasons,
+            sample_detections=sample_detections,
         )
 
     def process(self, frame: Frame) -> FrameResult:
@@ -347,3 +371,34 @@ def publish_result(
     payload = processor.payload(result, device_id, frame_key(device_id, camera.id, captured_at))
     publisher.publish(payload, encode_jpeg(rendered, JPEG_QUALITY), crops)
     return rendered
+
+
+def publish_sample(
+    processor: CameraProcessor,
+    camera: CameraConfig,
+    result: FrameResult,
+    publisher: Publisher | None,
+    device_id: str,
+) -> Sample | None:
+    """Send ``result`` as a labelling sample when it is one (privacy classes blurred, as in every
+    published frame), under ``samples/<device>/<camera>/``.
+
+    Returns:
+        The sample sent; None when the frame is no sample or there is no ``publisher``.
+    """
+    if not result.sample_reasons or result.sample_detections is None or publisher is None:
+        return None
+    sample = build_sample(
+        result.frame.image,
+        result.sample_detections,
+        processor.detector.class_names,
+        reasons=result.sample_reasons,
+        model=processor.model,
+        device_id=device_id,
+        camera_id=camera.id,
+        captured_at=result.frame.captured_at,
+        blur=camera.privacy.blur_classes,
+        blur_method=camera.privacy.method,
+    )
+    publisher.publish_sample(sample)
+    return sample

@@ -9,6 +9,11 @@ credentials cannot be had (a device that booted without network): the clients ar
 they can be (:class:`~edge_app.clients.BackendClients`). A crash loses nothing either: the spool
 is reopened with its items on the next start. A payload sent twice after a crash is harmless:
 the processor is idempotent on ``payload_id``.
+
+A labelling sample (:mod:`edge_app.sampling`) is one spool item of its own kind: its JPEG as the
+body, its pre-labels and record in the item's metadata. It waits and is evicted like a frame (all
+three go or stay together), and its three objects are written record last, so a sample whose
+record is in the bucket is complete.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edge_app.clients import BackendClients
+from edge_app.sampling import Sample
 from edge_app.spool import ReplayResult, Spool, SpoolItem
 from kit.core.contracts import DetectionPayload, Heartbeat
 from kit.core.settings import Settings
@@ -26,6 +32,10 @@ from kit.core.settings import Settings
 log = logging.getLogger(__name__)
 
 FRAME_CONTENT_TYPE = "image/jpeg"
+LABELS_CONTENT_TYPE = "text/plain; charset=utf-8"
+RECORD_CONTENT_TYPE = "application/json"
+SAMPLE_KIND = "sample"
+"""The ``kind`` in a spooled frame item's metadata that makes it a labelling sample."""
 
 
 def frame_key(device_id: str, camera_id: str, captured_at: datetime) -> str:
@@ -46,6 +56,7 @@ def crop_key(
 class PublisherStats:
     sent_payloads: int = 0
     sent_frames: int = 0
+    sent_samples: int = 0
     send_failures: int = 0
     backend_reachable: bool = True
     last_error: str | None = None
@@ -98,6 +109,24 @@ class Publisher:
             self.spool.put("frame", jpeg, {"key": key})
         self.spool.put(
             "payload", payload.model_dump_json(by_alias=True).encode(), {"kind": "detection"}
+        )
+        self._wake.set()
+
+    def publish_sample(self, sample: Sample) -> None:
+        """Queue a labelling sample: its JPEG, pre-labels and record as one item, in order with
+        frames and payloads."""
+        record = sample.record
+        self.spool.put(
+            "frame",
+            sample.jpeg,
+            {
+                "kind": SAMPLE_KIND,
+                "key": record.image_key,
+                "labels_key": record.labels_key,
+                "labels": sample.labels,
+                "record_key": sample.record_key,
+                "record": record.model_dump_json(),
+            },
         )
         self._wake.set()
 
@@ -167,13 +196,27 @@ class Publisher:
 
     def _send(self, item: SpoolItem) -> None:
         if item.kind.value == "frame":
-            self.clients.client("s3").put_object(
-                Bucket=self.settings.resources.bucket,
-                Key=item.meta["key"],
-                Body=item.body,
-                ContentType=FRAME_CONTENT_TYPE,
+            s3, bucket = self.clients.client("s3"), self.settings.resources.bucket
+            s3.put_object(
+                Bucket=bucket, Key=item.meta["key"], Body=item.body, ContentType=FRAME_CONTENT_TYPE
             )
-            self.stats.sent_frames += 1
+            if item.meta.get("kind") != SAMPLE_KIND:
+                self.stats.sent_frames += 1
+                return
+            # a retry after a failure in between writes the same objects again: harmless
+            s3.put_object(
+                Bucket=bucket,
+                Key=item.meta["labels_key"],
+                Body=item.meta["labels"].encode(),
+                ContentType=LABELS_CONTENT_TYPE,
+            )
+            s3.put_object(
+                Bucket=bucket,
+                Key=item.meta["record_key"],
+                Body=item.meta["record"].encode(),
+                ContentType=RECORD_CONTENT_TYPE,
+            )
+            self.stats.sent_samples += 1
             return
         sqs = self.clients.client("sqs")
         if self._queue_url is None:

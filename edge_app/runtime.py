@@ -1,15 +1,18 @@
 """The device's lifecycle, whoever hands its cameras their frames.
 
 - :class:`ModelStore` — resolves a :class:`~kit.core.contracts.ModelRef` to a model file (shipped
-  with the app, cached, or downloaded from the registry and checksum-verified) and loads each
+  with the app, cached, or downloaded from the registry and checksum-verified: the format of the
+  device's backend in the camera's precision, FP32 when there is no INT8 one) and loads each
   model once; several cameras share a loaded model.
 - :class:`DeviceServices` — what a device talks to: settings, the AWS clients (made once
   credentials can be had), the spool and its publisher, the model store, the control client.
 - :class:`CameraRuntime` — one camera: its :class:`~edge_app.pipeline.CameraProcessor` (model +
-  control settings), control changes applied between frames (a new model is loaded in the
-  background while the current one keeps running; one the registry could not deliver is tried
-  again with backoff), results counted and published every ``refresh_s``, its health
-  (``degraded`` while the model it should run cannot be loaded).
+  control settings), control changes applied between frames (only a change of the model it is
+  told to run, or of its precision, loads one, in the background while the current one keeps running; thresholds,
+  zones, lines, rules and refresh rate apply in place; a model the registry could not deliver is
+  tried again with backoff; an alias it runs is checked every ``model_check_s`` and followed when
+  it moved), results counted and published every ``refresh_s``, its health (``degraded`` while
+  the model it should run cannot be loaded).
 - :class:`DeviceRuntime` — the device: services, cameras, the control loop, heartbeats, shutdown.
 
 Two shells drive a :class:`DeviceRuntime`: :class:`edge_app.app.EdgeApp` (a reader and a worker
@@ -24,9 +27,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,12 +39,14 @@ from edge_app.config import CameraConfig, DeviceConfig
 from edge_app.control import ControlClient
 from edge_app.detectors import Detector, load_detector
 from edge_app.heartbeat import build_heartbeat, camera_health
-from edge_app.pipeline import CameraProcessor, FrameResult, publish_result
+from edge_app.pipeline import CameraProcessor, FrameResult, publish_result, publish_sample
 from edge_app.publisher import Publisher
-from edge_app.sources import Frame, SourceStatus
+from edge_app.sources import CameraState, Frame, SourceStatus
 from edge_app.spool import Spool
 from kit.core.contracts import CameraHealth, CameraSettings, ControlConfig, Heartbeat, ModelRef
-from kit.core.registry import RegistryError, RegistryReader
+from kit.core.contracts.control import Precision
+from kit.core.contracts.model import ModelMetadata
+from kit.core.registry import RegistryError, RegistryReader, fetch_artifact
 from kit.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,13 @@ ResultCallback = Callable[[FrameResult, np.ndarray | None], None]
 """Called with each handled result and its rendered frame (None when it was not published)."""
 
 
+class ModelChoice(NamedTuple):
+    """What a camera is told to run: a change of either loads a model, nothing else does."""
+
+    model: ModelRef
+    precision: Precision
+
+
 class ModelStoreError(RuntimeError):
     """A model cannot be found, downloaded, verified or loaded; the message says which and why.
 
@@ -76,6 +89,17 @@ class ModelStoreError(RuntimeError):
         self.retryable = retryable
 
 
+FP32_FORMATS: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("onnx",),
+    "openvino": ("openvino", "onnx"),
+}
+"""The registry formats a device runs in FP32, by its inference backend, preferred first
+(OpenVINO reads the ``.onnx`` too)."""
+
+INT8_FORMATS: dict[str, str] = {"onnxruntime": "onnx_int8", "openvino": "openvino_int8"}
+"""The registry format a camera with ``precision: int8`` runs, by the device's inference backend."""
+
+
 class ModelStore:
     """Model files and loaded detectors, shared by all cameras of a device.
 
@@ -85,6 +109,12 @@ class ModelStore:
     file calls for, default settings); a device passes its inference settings, and the Panorama
     code node its model node (which runs the model compiled for the appliance and only reads
     the file's metadata).
+
+    From the registry it takes the format of the device's inference ``backend`` in the precision
+    a camera asks for (:data:`FP32_FORMATS`, :data:`INT8_FORMATS`; ``auto`` takes ONNX Runtime's,
+    whose ``.onnx`` it then runs). A camera asking ``int8`` of a version without that format, or
+    of a model shipped with the app, runs it in FP32 and never stops;
+    :meth:`precision_fallback` says why.
     """
 
     def __init__(
@@ -94,16 +124,19 @@ class ModelStore:
         registry: RegistryReader | None = None,
         cache_dir: Path | None = None,
         open_detector: Callable[[Path], Detector] = load_detector,
+        backend: str = "auto",
     ):
         self.preloaded = {key: Path(path) for key, path in (preloaded or {}).items()}
         self.registry = registry
         self.cache_dir = cache_dir
         self.open_detector = open_detector
+        self.backend = "openvino" if backend == "openvino" else "onnxruntime"
         self._detectors: dict[str, Detector] = {}
+        self._fallbacks: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
-    def model_path(self, ref: ModelRef) -> tuple[ModelRef, Path]:
-        """The resolved reference (alias -> version) and the local model file."""
+    def model_path(self, ref: ModelRef, precision: Precision = "fp32") -> tuple[ModelRef, Path]:
+        """The resolved reference (alias -> version) and the local model file for ``precision``."""
         for key in (f"{ref.name}:{ref.version}", ref.name):
             if key in self.preloaded:
                 path = self.preloaded[key]
@@ -111,6 +144,14 @@ class ModelStore:
                     raise ModelStoreError(
                         f"model {ref} is configured at {path}, which does not exist"
                     )
+                self._record_fallback(
+                    ref,
+                    precision,
+                    None
+                    if precision == "fp32"
+                    else f"model {ref} is shipped with the app ({path.name}) and runs as shipped; "
+                    f"{precision} is the registry's {INT8_FORMATS[self.backend]} format",
+                )
                 return ref, path
         if self.registry is None:
             known = ", ".join(sorted(self.preloaded)) or "none"
@@ -119,17 +160,49 @@ class ModelStore:
             )
         try:
             resolved = self.registry.resolve(ref)
-            path = self.registry.download(resolved, "onnx", cache_dir=self.cache_dir)
+            metadata = self.registry.get(resolved)
+            fmt, fallback = self.format_for(metadata, precision)
+            path = fetch_artifact(
+                self.registry.s3,
+                self.registry.bucket,
+                metadata,
+                fmt,
+                self.cache_dir if self.cache_dir is not None else self.registry.cache_dir,
+            )
         except Exception as error:  # registry lookups, S3 and checksum errors alike
             raise ModelStoreError(
                 f"cannot fetch model {ref} from the registry: {error}",
                 retryable=not isinstance(error, RegistryError | ValueError),
             ) from error
+        self._record_fallback(resolved, precision, fallback)
         return resolved, Path(path)
 
-    def load(self, ref: ModelRef) -> tuple[ModelRef, Detector]:
-        """The detector for ``ref``, loaded once per resolved model."""
-        resolved, path = self.model_path(ref)
+    def format_for(self, metadata: ModelMetadata, precision: Precision) -> tuple[str, str | None]:
+        """The registry format to run ``metadata``'s version in ``precision`` on this device's
+        backend, and why it is FP32 when ``int8`` was asked (None when it is what was asked)."""
+        fallback = None
+        if precision == "int8":
+            wanted = INT8_FORMATS[self.backend]
+            if wanted in metadata.formats:
+                return wanted, None
+            fallback = (
+                f"{metadata.ref} has no {wanted} format for this device's {self.backend} "
+                f"backend (formats: {', '.join(metadata.formats)}): running fp32; add it with "
+                f"`kit models quantize {metadata.ref} --backend {self.backend}`"
+            )
+        candidates = FP32_FORMATS[self.backend]
+        fmt = next((f for f in candidates if f in metadata.formats), candidates[-1])
+        return fmt, fallback
+
+    def precision_fallback(self, ref: ModelRef, precision: Precision) -> str | None:
+        """Why ``ref`` (as :meth:`load` returned it) runs in FP32 for a camera asking
+        ``precision``; None when it runs in the precision asked."""
+        with self._lock:
+            return self._fallbacks.get((str(ref), precision))
+
+    def load(self, ref: ModelRef, precision: Precision = "fp32") -> tuple[ModelRef, Detector]:
+        """The detector for ``ref`` in ``precision``, loaded once per resolved model file."""
+        resolved, path = self.model_path(ref, precision)
         key = f"{resolved.name}:{resolved.version}:{path}"
         with self._lock:
             detector = self._detectors.get(key)
@@ -144,6 +217,16 @@ class ModelStore:
                 detector = self._detectors.setdefault(key, detector)
             log.info("loaded model %s from %s", resolved, path)
         return resolved, detector
+
+    def _record_fallback(self, ref: ModelRef, precision: str, fallback: str | None) -> None:
+        with self._lock:
+            known = self._fallbacks.get((str(ref), precision))
+            if fallback is None:
+                self._fallbacks.pop((str(ref), precision), None)
+            else:
+                self._fallbacks[(str(ref), precision)] = fallback
+        if fallback is not None and fallback != known:
+            log.warning("%s", fallback)
 
 
 @dataclass
@@ -205,6 +288,7 @@ class DeviceServices:
                 ),
                 cache_dir=cache_dir,
                 open_detector=open_detector or partial(load_detector, inference=config.inference),
+                backend=config.inference.backend,
             ),
             control=ControlClient(
                 settings,
@@ -227,9 +311,13 @@ class CameraRuntime:
 
     It holds the camera's :class:`~edge_app.pipeline.CameraProcessor` (model + control
     settings). New control settings arrive from any thread (`apply`) and are applied between
-    frames (`apply_pending`); a model they name is loaded in the background while the current
-    one keeps running, and one the registry could not deliver (no network or credentials yet)
-    is asked for again, waiting :data:`MODEL_RETRY_MIN_S` doubling to :data:`MODEL_RETRY_MAX_S`.
+    frames (`apply_pending`). Only a change of the model they name or of its ``precision`` loads
+    one (in the background, while the current one keeps running); anything else (confidence,
+    IoU, zones, lines, rules, refresh rate) is applied to the running processor, and settings
+    equal to the current ones (another camera's changed) leave the camera as it is. A model the registry could not deliver
+    (no network or credentials yet) is asked for again, waiting :data:`MODEL_RETRY_MIN_S`
+    doubling to :data:`MODEL_RETRY_MAX_S`. An alias (``shelf:production``) is resolved when it
+    is named; `check_alias` resolves it again, and the camera switches when it moved.
     Each result is counted and published every ``refresh_s`` (`handle`); the camera's health
     (`health`) joins its source's status and the pipeline's own counters.
 
@@ -280,11 +368,12 @@ class CameraRuntime:
         self.model_error: str | None = None
         self.frame_error: str | None = None
         self._last_publish_at: float | None = None
-        self._model_asked: ModelRef | None = None
-        self._loading: tuple[ModelRef, Future[tuple[ModelRef, Detector]]] | None = None
+        self._model_asked: ModelChoice | None = None
+        self._loading: tuple[ModelChoice, Future[tuple[ModelRef, Detector] | None]] | None = None
         self._pending: CameraSettings | None = self.camera_settings
-        self._retry: tuple[ModelRef, float] | None = None
+        self._retry: tuple[ModelChoice, float] | None = None
         self._retry_delay_s = 0.0
+        self._alias_check_asked = False
         self._lock = threading.Lock()
 
     @property
@@ -301,18 +390,34 @@ class CameraRuntime:
     def loading(self) -> ModelRef | None:
         """The model being loaded in the background, as the control settings name it."""
         loading = self._loading
-        return loading[0] if loading is not None else None
+        return loading[0].model if loading is not None else None
+
+    @property
+    def precision_fallback(self) -> str | None:
+        """Why the running model runs in FP32 though the camera asks another precision."""
+        model = self.model
+        if model is None:
+            return None
+        return self.models.precision_fallback(model, self.camera_settings.precision)
 
     @property
     def error(self) -> str | None:
-        """The camera's problem now: a model that cannot run, else the last frame's error."""
-        return self.model_error or self.frame_error
+        """The camera's problem now: a model that cannot run, else why it runs in another
+        precision than asked, else the last frame's error."""
+        return self.model_error or self.precision_fallback or self.frame_error
 
     # -- control ----------------------------------------------------------------------------
     def apply(self, camera_settings: CameraSettings) -> None:
         """Take new control settings (from any thread); `apply_pending` applies them."""
         with self._lock:
             self._pending = camera_settings
+
+    def check_alias(self) -> None:
+        """Ask (from any thread) for the alias the camera runs to be resolved again; between
+        frames, the version it points at now is loaded when it is another (`apply_pending`).
+        Nothing happens for a camera running a numbered version."""
+        with self._lock:
+            self._alias_check_asked = True
 
     def apply_pending(self, *, wait_for_first_model: bool = False) -> None:
         """Between frames (none in flight): apply new control settings, start loading a model
@@ -325,14 +430,17 @@ class CameraRuntime:
         """
         with self._lock:
             camera_settings, self._pending = self._pending, None
+            alias_check, self._alias_check_asked = self._alias_check_asked, False
         if camera_settings is not None:
             self._configure(camera_settings)
+        if alias_check:
+            self._start_alias_check()
         if self._loading is None and self._retry is not None:
             wanted, due_at = self._retry
             if time.monotonic() >= due_at:
                 self._retry = None
-                log.info("camera %s: asking for model %s again", self.camera_id, wanted)
-                self._loading = (wanted, self.loader.submit(self.models.load, wanted))
+                log.info("camera %s: asking for model %s again", self.camera_id, wanted.model)
+                self._loading = (wanted, self.loader.submit(self.models.load, *wanted))
         if self._loading is not None and (
             self._loading[1].done() or (wait_for_first_model and self.processor is None)
         ):
@@ -342,32 +450,66 @@ class CameraRuntime:
         self._retry = None
         if camera_settings.model is None:
             camera_settings = camera_settings.model_copy(update={"model": self.config.model})
+        changed = camera_settings != self.camera_settings
         self.camera_settings = camera_settings
-        if self.processor is not None:
+        if self.processor is not None and changed:
             self.processor.configure(camera_settings)
-        wanted = camera_settings.model
-        if wanted is None:
+        if camera_settings.model is None:
             self._loading = None
             self.model_error = (
                 "no model: neither the control config nor the camera's device config names one"
             )
             return
-        if self.loading == wanted:
+        wanted = ModelChoice(camera_settings.model, camera_settings.precision)
+        if self._loading is not None and self._loading[0] == wanted:
             return
-        # an alias is resolved again: it may point at another version since the last load
-        fixed_version = isinstance(wanted.version, int)
-        if self.processor is not None and wanted == self._model_asked and fixed_version:
+        if self.processor is not None and wanted == self._model_asked:
             self._loading = None  # back to the running model while another one was loading
             self.model_error = None
             return
-        log.info("camera %s: loading model %s", self.camera_id, wanted)
-        self._loading = (wanted, self.loader.submit(self.models.load, wanted))
+        log.info("camera %s: loading model %s (%s)", self.camera_id, wanted.model, wanted.precision)
+        self._loading = (wanted, self.loader.submit(self.models.load, *wanted))
+
+    def _start_alias_check(self) -> None:
+        """Resolve the alias the camera runs again in the background (see `check_alias`)."""
+        wanted = self._model_asked
+        if (
+            wanted is None
+            or isinstance(wanted.model.version, int)
+            or self.processor is None
+            or self._loading is not None
+            or ModelChoice(self.camera_settings.model, self.camera_settings.precision) != wanted
+        ):
+            return
+        self._loading = (wanted, self.loader.submit(self._load_if_moved, *wanted, self.model))
+
+    def _load_if_moved(
+        self, alias: ModelRef, precision: Precision, running: ModelRef | None
+    ) -> tuple[ModelRef, Detector] | None:
+        """The model ``alias`` points at now, loaded, when it is not ``running``; else None
+        (also when the registry cannot answer now: the camera keeps its model and the next
+        check asks again)."""
+        try:
+            resolved, _ = self.models.model_path(alias, precision)
+        except ModelStoreError as error:
+            log.warning(
+                "camera %s: cannot check alias %s: %s; keeping %s",
+                self.camera_id,
+                alias,
+                error,
+                running,
+            )
+            return None
+        if resolved == running:
+            return None
+        log.info("camera %s: %s moved to %s; loading it", self.camera_id, alias, resolved)
+        return self.models.load(alias, precision)
 
     def _switch_to_loaded(self) -> None:
         wanted, future = self._loading
         self._loading = None
         try:
-            resolved, detector = future.result()
+            loaded = future.result()
         except Exception as error:  # a model that cannot load must not stop the camera
             self.model_error = str(error)
             if isinstance(error, ModelStoreError) and error.retryable:
@@ -385,6 +527,9 @@ class CameraRuntime:
             else:
                 log.error("camera %s: %s; keeping %s", self.camera_id, error, self.model)
             return
+        if loaded is None:  # an alias checked again still points at the running model
+            return
+        resolved, detector = loaded
         self._model_asked = wanted
         self._retry_delay_s = 0.0
         self.model_error = None
@@ -422,6 +567,7 @@ class CameraRuntime:
             )
             if self.publisher is not None:
                 self.published += 1
+        publish_sample(self.processor, self.config, result, self.publisher, self.device_id)
         self.frame_error = None
         if self.on_result is not None:
             self.on_result(result, rendered)
@@ -454,8 +600,13 @@ class CameraRuntime:
     def health(self, *, stopping: bool = False) -> CameraHealth:
         """The camera's part of a heartbeat (``stopping``: reported stopped; ``degraded`` while
         the model it should run cannot be loaded)."""
+        source = self.source_status()
+        if source.state is CameraState.STARTING and self.processor is None and self.model_error:
+            # A file or image folder plays only once its first model runs: a source opened and
+            # waiting is not the camera's problem, the model that cannot be loaded is.
+            source = replace(source, state=CameraState.RUNNING)
         return camera_health(
-            self.source_status(),
+            source,
             model=self.model,
             published=self.published,
             error=self.error,
@@ -553,9 +704,17 @@ class DeviceRuntime:
         for camera in cameras:
             camera.apply(control.for_camera(camera.camera_id))
 
+    def check_aliases(self) -> None:
+        """Have every camera that runs an alias resolve it again (between its frames); those
+        whose alias moved load the version it points at now (a promotion reaches the device)."""
+        with self._lock:
+            cameras = list(self.cameras.values())
+        for camera in cameras:
+            camera.check_alias()
+
     def start(self) -> DeviceRuntime:
         """Start sending, sending heartbeats and (with ``control_poll``) polling the control
-        config."""
+        config and checking the cameras' model aliases every ``model_check_s``."""
         self.services.publisher.start()
         loops = [(self._heartbeat_loop, "heartbeat")]
         if self.control_poll:
@@ -601,7 +760,11 @@ class DeviceRuntime:
         self.services.close()
 
     def _control_loop(self) -> None:
+        aliases_checked_at = time.monotonic()
         while not self._stop.wait(self.config.control_poll_s):
+            if time.monotonic() - aliases_checked_at >= self.config.model_check_s:
+                aliases_checked_at = time.monotonic()
+                self.check_aliases()
             try:
                 control = self.services.control.poll()
             except Exception:  # a bug in one answer must not stop the device following control

@@ -454,6 +454,12 @@ class CameraReader:
     ``every_frame=True`` the reader instead waits until the consumer took each frame, so
     none is lost (benchmarks, tests, offline processing of a file).
 
+    A recorded source (a file or an image folder) plays out in seconds when nobody looks: with
+    ``wait_for_consumer=True`` it is opened (so a missing file is reported at once) but delivers
+    its first frame only after :meth:`consumer_ready`, so a short clip or a few images are not
+    over before the camera's model has loaded. Live sources deliver from the start: their frames
+    are of the moment, and a stream that is not read stalls.
+
     Args:
         camera_id: Name of the camera, used in frames, logs and statuses.
         spec: Where frames come from; anything :meth:`SourceSpec.parse` accepts.
@@ -463,6 +469,8 @@ class CameraReader:
         open_timeout_s: How long opening a network stream may take.
         every_frame: Deliver every frame instead of only the newest.
         fps_window_s: Length of the sliding window ``fps`` is measured over.
+        wait_for_consumer: Files and image folders: deliver nothing until
+            :meth:`consumer_ready` is called.
 
     Examples:
         ```python
@@ -488,6 +496,7 @@ class CameraReader:
         open_timeout_s: float = 10.0,
         every_frame: bool = False,
         fps_window_s: float = 5.0,
+        wait_for_consumer: bool = False,
     ) -> None:
         if not isinstance(camera_id, str) or not camera_id.strip():
             raise ValueError(f"camera_id must be a non-empty string, got {camera_id!r}")
@@ -519,6 +528,7 @@ class CameraReader:
         self._last_error: str | None = None
         self._last_frame_at: datetime | None = None
         self._frame_times: collections.deque[float] = collections.deque()
+        self._consumer_ready = not wait_for_consumer
 
     def __repr__(self) -> str:
         return f"CameraReader({self.camera_id!r}, {str(self.spec)!r}, state={self.state.value})"
@@ -579,6 +589,12 @@ class CameraReader:
         return thread is None or not thread.is_alive()
 
     # -- consuming -------------------------------------------------------------------
+
+    def consumer_ready(self) -> None:
+        """Let a file or image folder created with ``wait_for_consumer`` start playing."""
+        with self._condition:
+            self._consumer_ready = True
+            self._condition.notify_all()
 
     def read_latest(self, timeout: float | None = 0.0) -> Frame | None:
         """Take the newest frame not yet taken, waiting for one up to ``timeout``.
@@ -778,6 +794,9 @@ class CameraReader:
     def _pump(self, capture: _Capture) -> bool:
         """Deliver frames until the source ends (True), stop is asked (False) or it fails."""
         live = self.spec.kind in LIVE_KINDS
+        if not live:
+            with self._condition:
+                self._condition.wait_for(lambda: self._consumer_ready or self._stop_event.is_set())
         period = None if self.spec.fastest else _period(self.spec, capture.native_fps)
         next_due: float | None = None
         frames_this_pass = 0

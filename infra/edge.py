@@ -3,10 +3,11 @@
 Both get the same data-plane rights, written as :class:`kit.core.backend.Permission` like the
 functions' so the same code turns them into statements: list the bucket and read models/ (the
 registry reader resolves aliases and ``latest`` by listing keys, and fetches models not shipped
-with the app), read packages/ (the Greengrass component artifacts), write frames/ and crops/,
-send to the detections queue, read the control config. Greengrass core devices get them through the token exchange role and its
-role alias (the IoT policy lets a device's certificate assume it); Panorama applications through
-the application role.
+with the app), read packages/ (the Greengrass component artifacts), write frames/, crops/ and
+samples/ (frames kept for labelling), send to the detections queue, read the control config.
+Greengrass core devices get them through the token exchange role and its role alias (the IoT
+policy lets a device's certificate assume it); Panorama applications through the application
+role.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ EDGE_PERMISSIONS = (
     Permission(("s3:GetBucketLocation",), "bucket"),
     Permission(("s3:PutObject",), "bucket:frames/"),
     Permission(("s3:PutObject",), "bucket:crops/"),
+    Permission(("s3:PutObject",), "bucket:samples/"),
     Permission(("sqs:GetQueueUrl", "sqs:SendMessage"), "queue:detections"),
     Permission(("dynamodb:GetItem",), "table:config"),
 )

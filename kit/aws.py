@@ -254,6 +254,22 @@ def settings_from_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+STACK_SETTINGS = ("api_url", "cognito_user_pool_id", "cognito_client_id")
+"""Settings only the deployed stack's outputs give (:func:`settings_from_outputs`): without them
+the aws target's resource names are mere defaults, which name nothing the customer owns."""
+
+
+def missing_stack_settings(settings: Settings) -> list[str]:
+    """The stack settings (:data:`STACK_SETTINGS`) that ``settings`` lack: empty once
+    ``kit aws outputs`` wrote the deployed stack's outputs into the settings file.
+
+    Examples:
+        >>> missing_stack_settings(Settings(target="aws", api_url="https://x.example.com/"))
+        ['cognito_user_pool_id', 'cognito_client_id']
+    """
+    return [name for name in STACK_SETTINGS if not getattr(settings, name)]
+
+
 def write_settings_file(values: Mapping[str, Any], path: str | Path) -> Path:
     """Write ``values`` into the settings file at ``path``, keeping its other settings.
 

@@ -209,6 +209,8 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
         return _register(registry, args)
     if args.action == "promote":
         return _promote(registry, args)
+    if args.action == "quantize":
+        return _quantize(settings, registry, args)
     if args.action != "list" and not args.ref:
         raise ValueError(f"models {args.action} needs a model: a name, name:version or name:alias")
     if args.action == "list":
@@ -262,6 +264,28 @@ def _promote(registry: ModelRegistry, args: argparse.Namespace) -> int:
             )
         )
     print(decision.reason)
+    return 0
+
+
+def _quantize(settings: Settings, registry: ModelRegistry, args: argparse.Namespace) -> int:
+    """``kit models quantize NAME:VERSION --backend B``: INT8, gated, added to the version; a
+    refusal is an expected failure (exit 2, one line with the measured mAP50 drop)."""
+    from kit.compile.quantize import quantize_registered
+
+    if not args.ref or not args.backend:
+        raise ValueError(
+            "models quantize needs a model version (name:version) and --backend (onnxruntime "
+            "or openvino)"
+        )
+    accepted, metadata = quantize_registered(
+        args.ref, backend=args.backend, data=args.data, registry=registry, settings=settings
+    )
+    report = accepted.report
+    print(
+        f"{metadata.ref}: added {accepted.format} (mAP50 {report.candidate_map50:.4f} vs "
+        f"{report.reference_map50:.4f} for FP32 on {len(report.images)} held-out images, a "
+        f"drop of {accepted.map50_drop:.4f})"
+    )
     return 0
 
 
@@ -428,12 +452,24 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="the model registry (models/<name>/<version>/)")
     models.add_argument(
         "action",
-        choices=["list", "show", "get", "register", "alias", "promote", "delete", "download"],
+        choices=[
+            "list",
+            "show",
+            "get",
+            "register",
+            "alias",
+            "promote",
+            "quantize",
+            "delete",
+            "download",
+        ],
         help="list: versions (with classes) and aliases; show: one version for people; get: its "
         "metadata as JSON; register: a model FILE (.pt, .onnx, OpenVINO .xml or folder) as a new "
         "version of --name; alias: point NAME:ALIAS at VERSION; promote: measure a candidate "
         "version and the --alias model (default production) on --data's held-out images and move "
-        "the alias only when the candidate is better (or --force); delete: one version; "
+        "the alias only when the candidate is better (or --force); quantize: add an INT8 "
+        "format to a version (--backend), calibrated and judged on --data (default: its "
+        "dataset), refused when its mAP50 drops more than 0.01; delete: one version; "
         "download: one format into the cache",
     )
     models.add_argument(
@@ -450,7 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete: even if an alias points to it; promote: move the alias even if not better",
     )
     models.add_argument(
-        "--data", help="promote: the data.yaml whose val (held-out) split both models are scored on"
+        "--data",
+        help="promote: the data.yaml whose val (held-out) split both models are scored on; "
+        "quantize: the data.yaml (or uploaded dataset name:v<n>) that calibrates and judges",
+    )
+    models.add_argument(
+        "--backend",
+        choices=["onnxruntime", "openvino"],
+        help="quantize: the backend the INT8 model is for (onnx_int8 / openvino_int8)",
     )
     models.add_argument(
         "--min-gain",
@@ -506,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kit.deploy.commands import add_commands
 
     add_commands(commands)
+
+    from kit.data.commands import add_commands as add_data_commands
+
+    add_data_commands(commands)
 
     demo = commands.add_parser(
         "demo", help="run the main job on the local target (three use cases, live)"

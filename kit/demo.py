@@ -6,8 +6,9 @@
 2. registers the shipped demo models (``shelf``, ``fish``, ``ppe`` as ``<name>:production``);
 3. renders one synthetic scenario video per use case (kept, so a second run reuses them);
 4. sets the control config of the three cameras — only those not configured yet, so a user's
-   changes survive a restart: the shelf alerts below 3 bottles, the fish tank when the count in its
-   region keeps rising, the building site on a person without a helmet;
+   changes survive a restart: the shelf alerts once fewer than 3 bottles are left for 4 s, the
+   fish tank once the count in its region has kept rising for 6 s, the building site once a
+   person has been without a helmet for 4 s (:data:`CAMERAS`);
 5. deploys the edge app to the local device ``demo-1`` with the three cameras;
 6. serves the dashboard with Voila and prints its URL.
 
@@ -42,10 +43,23 @@ DEVICE_ID = "demo-1"
 DASHBOARD_SERVICE = "dashboard"
 VIDEO_SECONDS = 40
 VIDEO_FPS = 10
+DEMO_COOLDOWN_S = 300
+"""No repeat of a camera's alert within 5 minutes of its last one resolving: each scenario video
+loops every :data:`VIDEO_SECONDS` and tells its story (and so breaches its rule) every loop, and
+the demo would otherwise send two e-mails per camera and loop. A user's new threshold is not held
+back by it (:mod:`lambdas.alerts`)."""
 
 
 @dataclass(frozen=True)
 class DemoCamera:
+    """One demo camera: its model, scenario video and control config (``overrides``).
+
+    Each rule holds its breach a few seconds (``min_duration_s``) before it alerts, so a missed
+    detection or a bottle half out of view does not open an alert, and the count rule resolves
+    only one bottle past its threshold (``hysteresis``); tests/kit/synthetic/test_demo_alerts.py
+    plays the videos through the rules.
+    """
+
     camera_id: str
     model: str
     scenario: str
@@ -62,7 +76,14 @@ CAMERAS = (
         {
             "refresh_s": 2,
             "rules": [
-                {"type": "count_below", "class_name": "bottle", "threshold": 3, "cooldown_s": 30}
+                {
+                    "type": "count_below",
+                    "class_name": "bottle",
+                    "threshold": 3,
+                    "hysteresis": 1,
+                    "min_duration_s": 4,
+                    "cooldown_s": DEMO_COOLDOWN_S,
+                }
             ],
         },
     ),
@@ -81,7 +102,8 @@ CAMERAS = (
                     "window": 8,
                     "min_points": 5,
                     "min_slope_per_min": 3.0,
-                    "cooldown_s": 30,
+                    "min_duration_s": 6,
+                    "cooldown_s": DEMO_COOLDOWN_S,
                 }
             ],
         },
@@ -93,7 +115,13 @@ CAMERAS = (
         {},
         # Workers stand close in these scenes: at ultralytics' NMS IoU of 0.7 overlapping people
         # and helmets come out twice; 0.45 keeps one box each (a per-camera setting).
-        {"refresh_s": 2, "iou": 0.45, "rules": [{"type": "ppe_violation", "cooldown_s": 30}]},
+        {
+            "refresh_s": 2,
+            "iou": 0.45,
+            "rules": [
+                {"type": "ppe_violation", "min_duration_s": 4, "cooldown_s": DEMO_COOLDOWN_S}
+            ],
+        },
     ),
 )
 
@@ -125,6 +153,11 @@ def demo_videos(settings: Settings) -> dict[str, tuple[Path, list | None]]:
     return videos
 
 
+def camera_zones(region: list | None) -> list[dict]:
+    """The zones of a demo camera whose scenario has ``region`` (fish counted in it)."""
+    return [{"name": "region", "polygon": region, "classes": ["fish"]}] if region else []
+
+
 def configure_cameras(settings: Settings, regions: dict[str, list | None]) -> list[str]:
     """Set each demo camera's control config through the control API, unless it has one already."""
     api = settings.control_api_url()
@@ -137,9 +170,9 @@ def configure_cameras(settings: Settings, regions: dict[str, list | None]) -> li
         if camera.camera_id in configured:
             continue
         body = {"model": {"name": camera.model, "version": "production"}, **camera.overrides}
-        region = regions.get(camera.camera_id)
-        if region:
-            body["zones"] = [{"name": "region", "polygon": region, "classes": ["fish"]}]
+        zones = camera_zones(regions.get(camera.camera_id))
+        if zones:
+            body["zones"] = zones
         response = requests.put(
             f"{api}/config/{camera.camera_id}", json=body, headers=headers, timeout=10
         )

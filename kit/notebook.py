@@ -8,11 +8,16 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
+import os
+import statistics
 import tempfile
 import time
+import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +28,8 @@ from kit.core.settings import Settings, find_project_root, load_settings
 from kit.offline import configure_ultralytics
 
 if TYPE_CHECKING:
+    from kit.compile.speed import ExportSpeed
+    from kit.dashboard import ControlApiClient
     from kit.data import DetectionDataset, LabellingSession
     from kit.local.runner import AlertNotice
 
@@ -45,17 +52,46 @@ SPOOL_BYTES = 16 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
+class NotebookStop(RuntimeError):
+    """A notebook cannot go on as its parameters and settings stand; the message says what to do.
+
+    Jupyter shows it as its one-line message, without a traceback: the reader has nothing to
+    debug, only a step to take first.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
 def setup(target: str = "local", *, start_local: bool = True, **overrides: Any) -> Settings:
     """Settings for a notebook: offline ultralytics, the target, and (local) a running stack.
 
     On the local target the local stack (moto + Lambda runner) is started unless it runs already,
-    so every notebook can be run on its own, in any order.
+    so every notebook can be run on its own, in any order. On aws the settings must hold the
+    deployed stack's outputs (``kit aws outputs`` writes them), so that nothing is read from or
+    written to a bucket or table the customer does not own.
+
+    Raises:
+        NotebookStop: target aws without the stack's outputs in the settings.
     """
+    settings = load_settings(target=target, **overrides)
+    if settings.target == "aws":
+        from kit.aws import missing_stack_settings
+
+        missing = missing_stack_settings(settings)
+        if missing:
+            origin = settings.config_file or "the settings"
+            raise NotebookStop(
+                f"target aws: {origin} has no stack outputs ({', '.join(missing)}): "
+                "run 05 / `kit aws outputs` first"
+            )
+    # ultralytics logs at import (a new settings file) and per call: noise between a notebook's
+    # own tables and pictures; the kit reports what matters itself
+    os.environ.setdefault("YOLO_VERBOSE", "False")
     configure_ultralytics()
     logging.basicConfig(level=logging.WARNING)
     # torch's export path warns about its own deprecations on every ONNX export: noise to a reader
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.")
-    settings = load_settings(target=target, **overrides)
     if target == "local" and start_local:
         from kit.local import LocalStack
 
@@ -199,26 +235,62 @@ def fetch_dataset(settings: Settings, dataset: str, out_dir: str | Path) -> Path
     return data_yaml
 
 
+def register_customer_model(settings: Settings, name: str, path: str | Path) -> str:
+    """A customer's own ultralytics ``.pt`` as a version of ``name``; returns ``name:version``.
+
+    The file is registered with :func:`kit.registry.register_model_file` (classes and input size
+    read from the weights), moving no alias; a version of ``name`` holding the very same file is
+    reused, so that running a notebook again registers nothing new.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a ``.pt`` file.
+        kit.registry.ModelFileError: the file is not a detection model.
+    """
+    from kit.registry import ModelRegistry, register_model_file, sha256_of
+
+    weights = project_path(path)
+    if not weights.is_file():
+        raise FileNotFoundError(f"model file {weights} does not exist")
+    if weights.suffix != ".pt":
+        raise ValueError(f"model file {weights} is not ultralytics PyTorch weights (.pt)")
+    registry = ModelRegistry.from_settings(settings)
+    wanted = sha256_of(weights)
+    if name in registry.model_names():
+        for metadata in reversed(registry.list_models(name)):
+            pytorch = metadata.formats.get("pytorch")
+            if pytorch is not None and pytorch.sha256 == wanted:
+                return f"{name}:{metadata.version}"
+    metadata = register_model_file(
+        name, weights, description=f"brought by the customer: {weights.name}", registry=registry
+    )
+    return f"{name}:{metadata.version}"
+
+
 def training_base(settings: Settings, model_name: str, base: str) -> tuple[str, str]:
     """What notebook 2 fine-tunes from, and a sentence saying why.
 
     Args:
         model_name: the model being trained (a new version of it is registered).
-        base: a model config (``yolo11n.yaml``: from scratch), a ``.pt`` file (a hub name such as
-            ``yolo11n.pt`` needs the file locally or the ``allow_downloads`` setting) (relative: from the
-            project root), a registered ``name:version`` / ``name:alias``, or an alias of
-            ``model_name`` alone (``production``). A model that has no such alias yet (a new use
-            case) starts from the shipped shelf demo model's weights: transfer learning from a
-            detector, whose head is rebuilt for the new classes.
+        base: a model config (``yolo11n.yaml``: from scratch), a ``.pt`` file (relative: from the
+            project root; a hub name such as ``yolo11n.pt`` needs the file locally or the
+            ``allow_downloads`` setting), a registered ``name:version`` / ``name:alias``, or an
+            alias of ``model_name`` alone (``production``). A model that has no such alias yet
+            (a new use case) starts from the COCO-pretrained ``yolo11n.pt`` when this machine
+            has it or may download it, else from the shipped shelf demo model's weights: transfer
+            learning from a detector either way, whose head is rebuilt for the new classes.
 
     Raises:
         RegistryError: ``name:version`` / ``name:alias`` names nothing registered.
     """
     from kit.registry import ModelRegistry, RegistryError
+    from kit.train.local import PRETRAINED_BASE, hub_checkpoint_path
 
     if base.endswith((".yaml", ".yml")):
         return base, f"training from scratch ({base})"
     if base.endswith(".pt"):
+        if base == PRETRAINED_BASE and not project_path(base).is_file():
+            return base, f"fine-tuning the COCO-pretrained {base}"
         return str(project_path(base)), f"fine-tuning your weights {project_path(base)}"
     ref = base if ":" in base else f"{model_name}:{base}"
     registry = ModelRegistry.from_settings(settings)
@@ -227,14 +299,71 @@ def training_base(settings: Settings, model_name: str, base: str) -> tuple[str, 
     except RegistryError:
         if ":" in base:
             raise
+        if settings.allow_downloads or hub_checkpoint_path(PRETRAINED_BASE, settings):
+            return PRETRAINED_BASE, (
+                f"{ref} does not exist yet: fine-tuning the COCO-pretrained {PRETRAINED_BASE} "
+                "(transfer learning; the head is rebuilt for this dataset's classes)"
+            )
         from kit.demo_models import demo_model_files
 
         weights = demo_model_files("shelf")["pytorch"]
         return str(weights), (
-            f"{ref} does not exist yet: fine-tuning the shipped shelf demo model's weights "
+            f"{ref} does not exist yet and {PRETRAINED_BASE} is not on this machine "
+            "(allow_downloads is off): fine-tuning the shipped shelf demo model's weights "
             "(transfer learning; the head is rebuilt for this dataset's classes)"
         )
     return ref, f"fine-tuning {ref} ({resolved.name}:{resolved.version})"
+
+
+def sagemaker_training_base(base_model: str) -> dict[str, str]:
+    """:func:`kit.train.start_training_job`'s ``base`` and ``model`` for what
+    :func:`training_base` chose: a local ``.pt`` travels as the job's ``base`` channel, a
+    registered model is read in place, a hub checkpoint (``yolo11n.pt``) is downloaded inside
+    the job and a model config trains from scratch there.
+
+    Examples:
+        >>> sagemaker_training_base("yolo11n.pt")
+        {'model': 'yolo11n.pt'}
+        >>> sagemaker_training_base("shelf:production")
+        {'base': 'shelf:production'}
+    """
+    is_file = base_model.endswith(".pt") and Path(base_model).is_file()
+    if base_model.endswith((".yaml", ".yml")) or (base_model.endswith(".pt") and not is_file):
+        return {"model": base_model}
+    return {"base": base_model}
+
+
+@contextlib.contextmanager
+def recorded_requests(service: str, operation: str) -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every ``operation`` call made to a boto3 ``service`` client inside the
+    block, as the calling code passed them to the client (before botocore validates and sends).
+
+    A notebook shows with it the request that was sent, not one built again for show. Clients
+    created from boto3's default session (as :meth:`Settings.client` makes them) are heard.
+
+    Examples:
+        >>> with recorded_requests("sagemaker", "CreateTrainingJob") as sent:  # doctest: +SKIP
+        ...     start_training_job("datasets/shelf/v1/", settings=settings)
+        >>> sent[0]["HyperParameters"]["epochs"]                                # doctest: +SKIP
+        '50'
+    """
+    import boto3
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    events = boto3.DEFAULT_SESSION.events
+    event = f"provide-client-params.{service}.{operation}"
+    handler_id = f"kit-notebook-{uuid.uuid4().hex}"
+    sent: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(copy.deepcopy(params))
+
+    events.register(event, record, unique_id=handler_id)
+    try:
+        yield sent
+    finally:
+        events.unregister(event, unique_id=handler_id)
 
 
 def demo_camera_configs(cameras: Sequence[str], default_source: str | Path) -> list[dict[str, Any]]:
@@ -463,3 +592,278 @@ def wait_for_alert_notice(
         for notice in read_alert_inbox(settings, wait_s=max(1, min(20, int(left)))):
             if notice.alert_id == alert_id:
                 return notice
+
+
+def model_size_bytes(path: str | Path) -> int:
+    """The size of a model on disk: a file's, or every file's in an export folder (OpenVINO)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
+        return path.stat().st_size + path.with_suffix(".bin").stat().st_size
+    return path.stat().st_size
+
+
+def pytorch_speed(
+    weights: str | Path, frame: np.ndarray, *, imgsz: int, runs: int = 30, conf: float = 0.4
+) -> ExportSpeed:
+    """How fast the PyTorch weights detect on ``frame`` here: the baseline the exports beat.
+
+    Timed like :func:`kit.compile.measure_export_speed` times an export (one untimed run first,
+    then ``runs`` whole predictions: letterbox, inference, NMS), with ultralytics on the CPU.
+    """
+    from kit.compile.speed import ExportSpeed
+
+    model = _pytorch_model(weights)
+    predict = {"imgsz": imgsz, "conf": conf, "device": "cpu", "verbose": False}
+    model.predict(frame, **predict)
+    times_ms = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = model.predict(frame, **predict)[0]
+        times_ms.append((time.perf_counter() - started) * 1000)
+    return ExportSpeed(
+        format="pytorch",
+        model=Path(weights),
+        runs=runs,
+        median_ms=statistics.median(times_ms),
+        fastest_ms=min(times_ms),
+        objects=len(result.boxes),
+    )
+
+
+def speed_and_size_rows(speeds: Iterable[ExportSpeed]) -> list[dict[str, Any]]:
+    """Table rows: each model's speed, its size on disk and both relative to the first (the
+    PyTorch baseline)."""
+    speeds = list(speeds)
+    if not speeds:
+        return []
+    base_ms, base_bytes = speeds[0].median_ms, model_size_bytes(speeds[0].model)
+    rows = []
+    for speed in speeds:
+        size = model_size_bytes(speed.model)
+        rows.append(
+            {
+                **speed.as_row(),
+                "size MB": round(size / 1e6, 1),
+                "speed-up": f"{base_ms / speed.median_ms:.1f}x",
+                "size vs PyTorch": f"{size / base_bytes:.0%}",
+            }
+        )
+    return rows
+
+
+def detections_side_by_side(
+    weights: str | Path,
+    exports: Mapping[str, str | Path],
+    frame: np.ndarray,
+    *,
+    imgsz: int,
+    conf: float = 0.4,
+    panel_width: int = 360,
+) -> np.ndarray:
+    """One frame as the PyTorch model and each export see it, side by side (a BGR image).
+
+    Each panel is the frame with the boxes one model found (class and confidence), titled with
+    the model's format and how many objects it found; the exports run on the edge runtime's own
+    detector, as on a device.
+    """
+    import cv2
+
+    from edge_app.annotate import BoxAnnotator, LabelAnnotator
+    from edge_app.detections import Detections
+    from edge_app.detectors import load_detector
+
+    result = _pytorch_model(weights).predict(
+        frame, imgsz=imgsz, conf=conf, device="cpu", verbose=False
+    )[0]
+    found = {
+        "pytorch": Detections(
+            xyxy=result.boxes.xyxy.numpy(),
+            confidence=result.boxes.conf.numpy(),
+            class_id=result.boxes.cls.numpy().astype(np.int64),
+            class_names=dict(result.names),
+        )
+    }
+    for fmt, path in exports.items():
+        found[fmt] = load_detector(path).detect(frame, conf=conf)
+    panels = []
+    for fmt, detections in found.items():
+        scene = frame.copy()
+        BoxAnnotator().annotate(scene, detections)
+        LabelAnnotator().annotate(scene, detections)
+        scale = panel_width / scene.shape[1]
+        scene = cv2.resize(scene, (panel_width, round(scene.shape[0] * scale)))
+        title = np.full((28, panel_width, 3), 255, np.uint8)
+        found_text = f"{fmt}: {len(detections)} object{'' if len(detections) == 1 else 's'}"
+        cv2.putText(
+            title, found_text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA
+        )
+        panels.append(np.vstack([title, scene]))
+    gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
+    row = [panels[0]]
+    for panel in panels[1:]:
+        row += [gap, panel]
+    return np.hstack(row)
+
+
+def _pytorch_model(weights: str | Path) -> Any:
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    return YOLO(str(weights))
+
+
+def held_out_frame(settings: Settings, model: str, work_dir: str | Path) -> np.ndarray:
+    """A held-out image of the dataset ``model`` was trained on; for a model without one, a
+    synthetic scene of its use case (or of the shelf)."""
+    import cv2
+
+    from kit.promote import val_images
+    from kit.registry import ModelRegistry
+
+    metadata = ModelRegistry.from_settings(settings).get(model)
+    trained_on = (metadata.dataset or "").strip("/").split("/")
+    if len(trained_on) == 3 and trained_on[0] == "datasets":
+        data_yaml = fetch_dataset(settings, f"{trained_on[1]}:{trained_on[2]}", work_dir)
+        images = val_images(data_yaml)
+        if images:
+            return cv2.imread(str(images[0]))
+    from kit.synthetic import USE_CASES, render_scene
+
+    return render_scene(metadata.name if metadata.name in USE_CASES else "shelf", seed=1).image
+
+
+def annotated_frame(
+    model_file: str | Path, image: np.ndarray, *, class_name: str, conf: float = 0.25
+) -> tuple[np.ndarray, int]:
+    """``image`` with the boxes of ``class_name`` an exported model finds in it, drawn as the edge
+    app draws them, and how many there are: what a device would publish for this frame."""
+    from edge_app.annotate import BoxAnnotator, LabelAnnotator
+    from edge_app.detectors import load_detector
+
+    detections = load_detector(model_file).detect(image, conf=conf, classes=[class_name])
+    scene = image.copy()
+    BoxAnnotator().annotate(scene, detections)
+    LabelAnnotator().annotate(scene, detections)
+    return scene, len(detections)
+
+
+def show_alert(alert: Mapping[str, Any], frame: bytes | None = None) -> None:
+    """Display an alert as a card: its state, camera, rule, value against threshold, message,
+    times, and the frame that raised it."""
+    import base64
+    from html import escape
+
+    from IPython.display import HTML, display
+
+    colours = {"OPEN": "#c62828", "ACKED": "#ef6c00", "RESOLVED": "#2e7d32"}
+    state = str(alert.get("state", ""))
+    facts = [
+        ("camera", alert.get("camera_id")),
+        ("rule", f"{alert.get('rule_type')} ({alert.get('rule')})"),
+        ("value", f"{alert.get('value')} (threshold {alert.get('threshold')})"),
+        ("opened", alert.get("opened_at")),
+        ("alert", alert.get("alert_id")),
+    ]
+    rows = "".join(
+        f"<tr><td style='color:#666;padding-right:12px'>{escape(k)}</td>"
+        f"<td>{escape(str(v))}</td></tr>"
+        for k, v in facts
+    )
+    image = (
+        f"<img src='data:image/jpeg;base64,{base64.b64encode(frame).decode()}' "
+        "style='max-width:420px;display:block;margin-top:8px'/>"
+        if frame
+        else ""
+    )
+    display(
+        HTML(
+            f"<div style='border:1px solid #ccc;border-left:6px solid "
+            f"{colours.get(state, '#555')};border-radius:6px;padding:10px 14px;max-width:460px;"
+            "font-family:sans-serif'>"
+            f"<div style='font-weight:bold;color:{colours.get(state, '#555')}'>{escape(state)} "
+            f"alert</div><div style='margin:4px 0 8px'>{escape(str(alert.get('message', '')))}"
+            f"</div><table style='font-size:90%'>{rows}</table>{image}</div>"
+        )
+    )
+
+
+def show_dashboard_snapshot(api: ControlApiClient, *, frames: int = 3) -> dict[str, int]:
+    """What the dashboard shows now, as a static picture: the newest annotated frame of up to
+    ``frames`` cameras, and tables of the cameras, the open alerts and the devices.
+
+    For executed notebooks (papermill, CI) and their HTML or GitHub rendering, where the live
+    widgets would be empty. It reads the control API as the dashboard does.
+
+    Returns:
+        How many cameras, open alerts and devices there are.
+    """
+    from IPython.display import Markdown, display
+
+    from kit.dashboard import ControlApiError
+
+    cameras, alerts, devices = api.cameras(), api.alerts(state="OPEN"), api.devices()
+    display(Markdown(f"**Dashboard at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}**"))
+    shown = 0
+    for camera in cameras:
+        if shown >= frames or not camera.get("frame_key"):
+            continue
+        try:
+            latest = api.latest_frame(camera["camera_id"])
+            image = api.fetch_frame(latest["url"])
+        except ControlApiError:
+            continue  # a frame that is gone (or not linkable) leaves the camera's row only
+        show(image, title=f"{camera['camera_id']}: {latest['captured_at']}", width=480)
+        shown += 1
+    if cameras:
+        table(
+            [
+                {
+                    "camera": c["camera_id"],
+                    "device": c.get("device_id") or "",
+                    "model": _model_label(c.get("model")) or c.get("configured_model") or "",
+                    "counts": ", ".join(f"{k} {v}" for k, v in (c.get("counts") or {}).items()),
+                    "last seen": c.get("last_seen") or "never",
+                    "rules": ", ".join(c.get("rules") or []),
+                    "open alerts": len(c.get("active_alerts") or []),
+                }
+                for c in cameras
+            ]
+        )
+    else:
+        display(Markdown("No camera has published or been configured yet."))
+    if alerts:
+        table(
+            [
+                {
+                    "camera": a.get("camera_id"),
+                    "rule": a.get("rule"),
+                    "message": a.get("message"),
+                    "opened": a.get("opened_at"),
+                }
+                for a in alerts
+            ]
+        )
+    else:
+        display(Markdown("No open alert."))
+    if devices:
+        table(
+            [
+                {
+                    "device": d.get("device_id"),
+                    "health": d.get("health") or "",
+                    "last heartbeat": d.get("received_at") or "",
+                }
+                for d in devices
+            ]
+        )
+    else:
+        display(Markdown("No device has sent a heartbeat yet."))
+    return {"cameras": len(cameras), "alerts": len(alerts), "devices": len(devices)}
+
+
+def _model_label(model: Any) -> str:
+    if isinstance(model, Mapping) and model.get("name"):
+        return f"{model['name']}:{model.get('version', '?')}"
+    return str(model or "")

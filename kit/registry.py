@@ -4,7 +4,8 @@ Layout under ``s3://<bucket>/models/<name>/`` (the edge runtime reads the same l
 
     models/<name>/<version>/claim.json       the version number is taken (written first)
     models/<name>/<version>/<format files>   model.pt, model.onnx, model_fp16.onnx,
-                                             model_int8.onnx, model_openvino_model.tar, ...
+                                             model_int8.onnx, model_openvino_model.tar,
+                                             model_int8_openvino_model.tar, ...
     models/<name>/<version>/metadata.json    ModelMetadata; written last: a version is complete
                                              (visible) only once it exists
     models/<name>/aliases/<alias>.json       {"alias": ..., "version": n, "updated_at": ...}
@@ -15,6 +16,9 @@ numbers are never reused, even after :meth:`ModelRegistry.delete`. ``latest`` is
 is the highest complete version. Each format file's sha256 is in ``metadata.json`` and
 :meth:`ModelRegistry.download` verifies it. A folder format (OpenVINO's ``.xml`` + ``.bin``) is
 stored as an uncompressed tar of the folder's files and unpacked next to the archive on download.
+A version's files never change; it may gain a format made from them later
+(:meth:`ModelRegistry.add_format`: an INT8 model quantized from its weights, ``kit models
+quantize``).
 
 Reading (resolve, metadata, verified download, the one alias rule) is
 :class:`kit.core.registry.RegistryReader`, which devices and Lambda functions use; this module adds
@@ -53,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from kit.core.contracts.base import ALIAS_PATTERN, PATTERN_HELP, utc_now
 from kit.core.contracts.model import ModelArtifact, ModelMetadata, ModelRef
 from kit.core.registry import (
@@ -81,11 +87,12 @@ FORMAT_FILES: dict[str, str] = {
     "onnx_fp16": "model_fp16.onnx",
     "onnx_int8": "model_int8.onnx",
     "openvino": "model_openvino_model.tar",
+    "openvino_int8": "model_int8_openvino_model.tar",
     "neo": "model_neo.tar.gz",
 }
 """The file name each format gets inside ``models/<name>/<version>/``."""
 
-_FORMAT_PRECISION = {"onnx_fp16": "fp16", "onnx_int8": "int8"}
+_FORMAT_PRECISION = {"onnx_fp16": "fp16", "onnx_int8": "int8", "openvino_int8": "int8"}
 _MAX_CLAIM_ATTEMPTS = 50
 
 __all__ = [
@@ -169,8 +176,8 @@ class ModelRegistry(RegistryReader):
         Args:
             name: the model name (lower-case letters, digits, ``_``, ``-``).
             files_by_format: format -> file; formats: pytorch, onnx, onnx_fp16, onnx_int8,
-                openvino (the export folder), neo (the compiled archive). A :class:`FormatFile`
-                sets precision or target explicitly.
+                openvino and openvino_int8 (export folders), neo (the compiled archive). A
+                :class:`FormatFile` sets precision or target explicitly.
             classes: class names, in class-id order.
             input_size: the square input size (imgsz) the exports were made for.
             metrics: e.g. ``{"mAP50": 0.93, "mAP50-95": 0.71}``.
@@ -221,6 +228,70 @@ class ModelRegistry(RegistryReader):
                 ContentType="application/json",
             )
         return metadata
+
+    def add_format(
+        self,
+        ref: ModelRef | str,
+        fmt: str,
+        file: str | Path | FormatFile,
+        *,
+        metrics: Mapping[str, float] | None = None,
+    ) -> ModelMetadata:
+        """Add one format to a registered version; its files and other metadata stay as they are.
+
+        What a version gains after registration is a file made from its own weights (an INT8
+        model quantized from them), so a camera running the version can ask for it by
+        precision. ``metadata.json`` is rewritten only if nobody changed it since it was read
+        (a conditional put, ``If-Match``), so two additions never lose one another.
+
+        Args:
+            ref: the version (a number, ``latest`` or an alias, resolved now).
+            fmt: the format to add; the version must not have it yet.
+            file: its file, or export folder (see :meth:`register`).
+            metrics: measurements to record with it (e.g. ``{"onnx_int8/mAP50": 0.91}``).
+
+        Returns:
+            The version's metadata with the new format.
+
+        Raises:
+            RegistryError: the model or version does not exist.
+            RegistryConflictError: the version has ``fmt`` already, or its metadata changed
+                while the format was being added (add it again).
+            ValueError: an unknown format or a missing file.
+        """
+        resolved = self.resolve(ref)
+        prefix = version_prefix(resolved.name, int(resolved.version))
+        stored = self.s3.get_object(Bucket=self.bucket, Key=prefix + METADATA_FILE)
+        current = ModelMetadata.model_validate_json(stored["Body"].read())
+        if fmt in current.formats:
+            raise RegistryConflictError(
+                f"{resolved} has a {fmt!r} file already ({current.formats[fmt].file}); a "
+                "registered file is never replaced: register a new version to change it"
+            )
+        with tempfile.TemporaryDirectory(prefix="kit-add-format-") as scratch:
+            ((local, artifact),) = self._prepare_files({fmt: file}, Path(scratch)).values()
+            updated = current.model_copy(
+                update={
+                    "formats": {**current.formats, fmt: artifact},
+                    "metrics": {**current.metrics, **(metrics or {})},
+                }
+            )
+            self.s3.upload_file(str(local), self.bucket, prefix + artifact.file)
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=prefix + METADATA_FILE,
+                Body=updated.model_dump_json(indent=1).encode(),
+                ContentType="application/json",
+                IfMatch=stored["ETag"],
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "PreconditionFailed":
+                raise
+            raise RegistryConflictError(
+                f"the metadata of {resolved} changed while {fmt} was being added; add it again"
+            ) from None
+        return updated
 
     def alias(self, name: str, alias: str, version: int | str) -> ModelRef:
         """Point ``alias`` (e.g. ``production``) of ``name`` at ``version`` (a number, ``latest`` or another alias).
@@ -311,7 +382,8 @@ class ModelRegistry(RegistryReader):
             if source.is_dir():
                 if not target_name.endswith(ARCHIVE_SUFFIX):
                     raise ValueError(
-                        f"{fmt}: {source} is a folder; only openvino is registered from a folder"
+                        f"{fmt}: {source} is a folder; only openvino is registered from a folder "
+                        "(and openvino_int8, its INT8 model)"
                     )
                 local = pack_folder(source, scratch / target_name)
             else:

@@ -3,7 +3,9 @@
 Per camera and rule the backend keeps a :class:`RuleState` (in the cameras table):
 
 - the current alert, if one is OPEN or ACKED;
-- when the previous alert was resolved (for the cooldown);
+- when the previous alert was resolved, and at which threshold (for the cooldown);
+- since when the rule has been breached without an alert (``breaching_since``, for a rule's
+  ``min_duration_s``; kept only for rules that set one);
 - an *outbox*: alerts whose record and notification are still to be written/sent.
 
 Transitions, for a rule evaluated at time ``at`` (a :class:`RuleOutcome`; :func:`next_state`):
@@ -11,12 +13,25 @@ Transitions, for a rule evaluated at time ``at`` (a :class:`RuleOutcome`; :func:
 =================  ===========================================  ==============================
 current alert      evaluation                                   result
 =================  ===========================================  ==============================
-none               breached, no resolve within ``cooldown_s``   OPEN a new alert (notify)
-none               breached, resolved < ``cooldown_s`` ago      nothing (suppressed)
-OPEN / ACKED       breached                                     nothing (no repeat)
-OPEN / ACKED       not breached                                 RESOLVED (notify)
-none               not breached                                 nothing
+none               breached since ``min_duration_s`` or more,   OPEN a new alert (notify)
+                   no resolve within ``cooldown_s``
+none               breached for less than ``min_duration_s``    breaching since noted
+none               breached, resolved < ``cooldown_s`` ago at   nothing (suppressed)
+                   the same threshold
+OPEN / ACKED       not recovered, same threshold                nothing (no repeat)
+OPEN / ACKED       not recovered, the rule's threshold changed  record revised (no notify)
+OPEN / ACKED       recovered                                    RESOLVED (notify)
+none               not breached                                 breaching since forgotten
 =================  ===========================================  ==============================
+
+"Breached since" counts capture times (``at``), never the function's clock: the breach must
+hold on every payload from the first breaching one to one captured ``min_duration_s`` later; a
+payload that does not breach starts it over. "Recovered" is not breached, except for count
+rules, whose ``hysteresis`` keeps their alert open a little past the threshold
+(:attr:`kit.core.rules.Evaluation.resolves_alert`). A revised alert keeps its id and state; its
+record takes the new threshold, value and message. The cooldown holds back a repeat of the
+same alert: once its rule's threshold changed (a user raised it), a breach opens an alert
+without waiting for it.
 
 A user acknowledges an OPEN alert (``POST /alerts/{id}/ack``): it becomes ACKED and stays the
 current alert until the rule is back to normal. A breach that outlasts the cooldown after a
@@ -71,16 +86,20 @@ class RuleState:
     alert: Alert | None = None
     last_resolved_at: datetime | None = None
     outbox: tuple[Alert, ...] = field(default=())
+    breaching_since: datetime | None = None
+    resolved_threshold: float | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "alert": self.alert.model_dump(mode="json") if self.alert else None,
-                "last_resolved_at": stamp(self.last_resolved_at) if self.last_resolved_at else None,
-                "outbox": [a.model_dump(mode="json") for a in self.outbox],
-            },
-            sort_keys=True,
-        )
+        data = {
+            "alert": self.alert.model_dump(mode="json") if self.alert else None,
+            "last_resolved_at": stamp(self.last_resolved_at) if self.last_resolved_at else None,
+            "outbox": [a.model_dump(mode="json") for a in self.outbox],
+        }
+        if self.breaching_since is not None:
+            data["breaching_since"] = stamp(self.breaching_since)
+        if self.resolved_threshold is not None:
+            data["resolved_threshold"] = self.resolved_threshold
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> RuleState:
@@ -93,6 +112,10 @@ class RuleState:
             if data.get("last_resolved_at")
             else None,
             outbox=tuple(Alert.model_validate(a) for a in data.get("outbox", [])),
+            breaching_since=parse_stamp(data["breaching_since"])
+            if data.get("breaching_since")
+            else None,
+            resolved_threshold=data.get("resolved_threshold"),
         )
 
 
@@ -140,11 +163,23 @@ def next_state(state: RuleState, outcome: RuleOutcome) -> RuleState:
     rule, evaluation, at = outcome.rule, outcome.evaluation, outcome.at
     if state.alert is None:
         if not evaluation.breached:
+            return state if state.breaching_since is None else replace(state, breaching_since=None)
+        since = state.breaching_since or at
+        held_s = (at - since).total_seconds()
+        cooling = (
+            state.last_resolved_at is not None
+            and (at - state.last_resolved_at).total_seconds() < rule.cooldown_s
+            and state.resolved_threshold in (None, evaluation.threshold)
+        )
+        if cooling or held_s < rule.min_duration_s:
+            # The breach's start is kept through a cooldown too: a breach that outlasts both
+            # opens its alert as soon as the cooldown ends.
+            if rule.min_duration_s and state.breaching_since is None:
+                return replace(state, breaching_since=at)
             return state
-        if state.last_resolved_at is not None:
-            since_resolve = (at - state.last_resolved_at).total_seconds()
-            if since_resolve < rule.cooldown_s:
-                return state
+        message = evaluation.summary
+        if rule.min_duration_s:
+            message += f" for {held_s:.0f} s"
         alert = Alert(
             alert_id=alert_id_for(outcome.camera_id, rule.key, outcome.token, at),
             device_id=outcome.device_id,
@@ -154,15 +189,25 @@ def next_state(state: RuleState, outcome: RuleOutcome) -> RuleState:
             state="OPEN",
             value=evaluation.value,
             threshold=evaluation.threshold,
-            message=evaluation.summary,
+            message=message,
             opened_at=at,
             updated_at=at,
             frame_key=outcome.frame_key,
             payload_id=outcome.payload_id,
         )
-        return replace(state, alert=alert, outbox=(*state.outbox, alert))
-    if evaluation.breached:
-        return state
+        return replace(state, alert=alert, outbox=(*state.outbox, alert), breaching_since=None)
+    if not evaluation.resolves_alert:
+        if evaluation.threshold == state.alert.threshold:
+            return state
+        revised = state.alert.model_copy(
+            update={
+                "threshold": evaluation.threshold,
+                "value": evaluation.value,
+                "message": evaluation.summary,
+                "updated_at": max(at, state.alert.updated_at),
+            }
+        )
+        return replace(state, alert=revised, outbox=(*state.outbox, revised))
     resolved_at = max(at, state.alert.opened_at)
     resolved = state.alert.model_copy(
         update={
@@ -170,11 +215,17 @@ def next_state(state: RuleState, outcome: RuleOutcome) -> RuleState:
             "resolved_at": resolved_at,
             "updated_at": resolved_at,
             "value": evaluation.value,
+            "threshold": evaluation.threshold,
             "message": evaluation.summary,
             "frame_key": outcome.frame_key or state.alert.frame_key,
         }
     )
-    return RuleState(alert=None, last_resolved_at=resolved_at, outbox=(*state.outbox, resolved))
+    return RuleState(
+        alert=None,
+        last_resolved_at=resolved_at,
+        outbox=(*state.outbox, resolved),
+        resolved_threshold=evaluation.threshold,
+    )
 
 
 def _number(value: float) -> str:
@@ -245,6 +296,8 @@ class AlertStore(Protocol):
 
     def create_alert(self, alert: Alert) -> bool: ...
 
+    def revise_alert(self, alert: Alert) -> bool: ...
+
     def resolve_alert(self, alert: Alert) -> Alert | None: ...
 
     def claim_notification(
@@ -271,6 +324,11 @@ class AppliedTransition:
 class StateConflictError(RuntimeError):
     """The rule states changed, or a newer payload arrived, between reading and writing them;
     retry the message."""
+
+
+def _outbox_key(alert: Alert) -> tuple[str, str, datetime]:
+    """What tells an outbox entry from the others: an alert's revisions share its id and state."""
+    return (alert.alert_id, alert.state, alert.updated_at)
 
 
 class AlertDesk:
@@ -349,23 +407,26 @@ class AlertDesk:
         payload before it was cleared): each writes the record (idempotent), but only the one
         that claims the notification sends it, and an alert stays in the outbox until it is sent.
         A claim left by a function that stopped expires (:data:`lambdas.store.NOTIFICATION_CLAIM_S`)
-        and the next flush of the rule sends it.
+        and the next flush of the rule sends it. A revision of an open alert (its threshold
+        changed: ``updated_at`` after ``opened_at``) rewrites the record's figures; its
+        notification was sent when it opened, so none is sent again.
         """
         sent, done = [], set()
-        for alert in state.outbox:
+        for entry in state.outbox:
+            alert = entry
             if alert.state == "RESOLVED":
                 stored = self.store.resolve_alert(alert)
                 if stored is not None:
                     alert = stored
-            else:
-                self.store.create_alert(alert)
+            elif not self.store.create_alert(alert) and alert.updated_at > alert.opened_at:
+                self.store.revise_alert(alert)
             claim = self.store.claim_notification(alert.alert_id, alert.state, now=utc_now())
             if claim == "claimed":
                 self.notifier.publish(alert)
                 self.store.mark_notified(alert.alert_id, alert.state, now=utc_now())
                 sent.append((alert.alert_id, alert.state))
             if claim != "busy":
-                done.add((alert.alert_id, alert.state))
+                done.add(_outbox_key(entry))
         self._take_out_of_outbox(camera_id, rule_key, state, state_json, done)
         return sent
 
@@ -375,12 +436,12 @@ class AlertDesk:
         rule_key: str,
         state: RuleState,
         state_json: str | None,
-        done: set[tuple[str, str]],
+        done: set[tuple[str, str, datetime]],
     ) -> None:
         # Another processor may have moved the state on meanwhile (its outbox still holds what
         # was sent here): take the sent alerts out of the state as it is now.
         for _ in range(OUTBOX_CLEAR_ATTEMPTS):
-            remaining = tuple(a for a in state.outbox if (a.alert_id, a.state) not in done)
+            remaining = tuple(a for a in state.outbox if _outbox_key(a) not in done)
             if remaining == state.outbox:
                 return
             cleared = replace(state, outbox=remaining).to_json()

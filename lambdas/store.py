@@ -1007,6 +1007,33 @@ class Store:
             )
         ).done
 
+    def revise_alert(self, revised: Alert) -> bool:
+        """Rewrite an open (or acked) alert's threshold, value and message, as its rule's new
+        threshold reads; False when its record is missing or RESOLVED (a resolve came first)."""
+        return _conditionally(
+            lambda: self.client.update_item(
+                TableName=self.names.alerts_table,
+                Key={"alert_id": {"S": revised.alert_id}},
+                UpdateExpression=(
+                    "SET #threshold = :threshold, #value = :value, message = :message, "
+                    "updated_at = :at"
+                ),
+                ConditionExpression="attribute_exists(alert_id) AND #state <> :resolved",
+                ExpressionAttributeNames={
+                    "#state": "state",
+                    "#value": "value",
+                    "#threshold": "threshold",
+                },
+                ExpressionAttributeValues={
+                    ":threshold": _attribute(revised.threshold),
+                    ":value": _attribute(revised.value),
+                    ":message": {"S": revised.message},
+                    ":at": {"S": stamp(revised.updated_at)},
+                    ":resolved": {"S": "RESOLVED"},
+                },
+            )
+        ).done
+
     def resolve_alert(self, resolved: Alert) -> Alert | None:
         """Mark an alert RESOLVED (keeping who acked it); None when its record did not exist
         (then ``resolved`` is written as its record: the resolve overtook the open)."""
@@ -1015,12 +1042,14 @@ class Store:
         )
         sets = (
             "SET #state = :resolved, resolved_at = if_not_exists(resolved_at, :at), "
-            "updated_at = :at, #value = :value, message = :message, expires_at = :ttl"
+            "updated_at = :at, #value = :value, #threshold = :threshold, message = :message, "
+            "expires_at = :ttl"
         )
         values = {
             ":resolved": {"S": "RESOLVED"},
             ":at": {"S": stamp(resolved.resolved_at)},
             ":value": _attribute(resolved.value),
+            ":threshold": _attribute(resolved.threshold),
             ":message": {"S": resolved.message},
             ":ttl": {"N": str(ttl)},
         }
@@ -1034,7 +1063,11 @@ class Store:
                     Key={"alert_id": {"S": resolved.alert_id}},
                     UpdateExpression=sets,
                     ConditionExpression="attribute_exists(alert_id)",
-                    ExpressionAttributeNames={"#state": "state", "#value": "value"},
+                    ExpressionAttributeNames={
+                        "#state": "state",
+                        "#value": "value",
+                        "#threshold": "threshold",
+                    },
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                 )

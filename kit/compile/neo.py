@@ -4,11 +4,17 @@ Neo takes a ``model.tar.gz`` holding one model file: for ``PYTORCH`` a TorchScri
 (Neo's edge targets accept PyTorch up to 1.8), for ``ONNX`` a ``model.onnx`` (ONNX 1.7, opset
 ≤ 12). Targets:
 
-- AWS Panorama appliances: ``target_device="jetson_xavier"``.
-- Greengrass devices: ``jetson_nano``, ``jetson_xavier``, ``jetson_tx2``, ``rasp4b``,
-  ``imx8mplus`` ... (:func:`neo_target_devices` lists what the installed botocore accepts), or a
-  platform for generic Linux hosts: ``target_platform={"Os": "LINUX", "Arch": "X86_64"}``
-  (``ARM64``; ``"Accelerator": "NVIDIA"`` for CUDA boxes).
+- Greengrass devices on generic Linux hosts (the default, :data:`DEFAULT_NEO_TARGET`):
+  ``target_platform={"Os": "LINUX", "Arch": "X86_64"}`` (``ARM64``; ``"Accelerator": "NVIDIA"``
+  for CUDA boxes such as the Jetson Orin family, with the ``gpu-code`` / ``trt-ver`` /
+  ``cuda-ver`` compiler options);
+- named devices: ``jetson_nano``, ``jetson_xavier``, ``rasp4b``, ``imx8mplus`` ...
+  (:func:`neo_target_devices` lists what the installed botocore accepts);
+- AWS Panorama appliances (support ended 2026-05-31; still selectable for the appliances in the
+  field): ``target_device="jetson_xavier"``.
+
+:func:`neo_target` reads a target from one word (a notebook parameter): a device name, or a
+platform as ``linux_x86_64``, ``linux_arm64``, ``linux_arm64_nvidia``.
 
 Bucket layout::
 
@@ -45,6 +51,10 @@ if TYPE_CHECKING:
 
 NEO_PREFIX = COMPILATION_JOBS_PREFIX
 PANORAMA_TARGET_DEVICE = "jetson_xavier"
+"""The Neo device of AWS Panorama appliances (Panorama's support ended 2026-05-31)."""
+DEFAULT_NEO_TARGET = "linux_x86_64"
+"""What notebook 3 compiles for unless told otherwise: a generic Linux x86-64 host, what a
+Greengrass core device or a container host is most often."""
 FRAMEWORKS = ("PYTORCH", "ONNX")
 DEFAULT_FRAMEWORK_VERSIONS = {"PYTORCH": "1.8"}
 INPUT_NAMES = {"PYTORCH": "input0", "ONNX": "images"}
@@ -113,6 +123,49 @@ def _check_target(
                 f"target_platform {key} {value!r} is not allowed; allowed: {', '.join(enums[allowed[key]])}"
             )
     return {"TargetPlatform": platform}
+
+
+def neo_target(label: str) -> dict[str, Any]:
+    """``target_device`` or ``target_platform`` (keyword arguments of :func:`start_compilation_job`)
+    for a target given as one word, the inverse of :func:`target_label`.
+
+    Raises:
+        ValueError: neither a Neo device nor a platform the installed botocore accepts (the
+            message lists both).
+
+    Examples:
+        >>> neo_target("linux_x86_64")
+        {'target_platform': {'Os': 'LINUX', 'Arch': 'X86_64'}}
+        >>> neo_target("linux_arm64_nvidia")
+        {'target_platform': {'Os': 'LINUX', 'Arch': 'ARM64', 'Accelerator': 'NVIDIA'}}
+        >>> neo_target("jetson_xavier")
+        {'target_device': 'jetson_xavier'}
+    """
+    enums = _sagemaker_enums()
+    if label in enums["TargetDevice"]:
+        return {"target_device": label}
+    parts = label.upper().split("_")
+    os_name, arch, accelerator = parts[0], "_".join(parts[1:]), None
+    if arch and arch not in enums["TargetPlatformArch"]:
+        arch, _, accelerator = arch.rpartition("_")
+    platform = {
+        "Os": os_name,
+        "Arch": arch,
+        **({"Accelerator": accelerator} if accelerator else {}),
+    }
+    allowed = [
+        ("Os", "TargetPlatformOs"), ("Arch", "TargetPlatformArch"),
+        ("Accelerator", "TargetPlatformAccelerator"),
+    ]  # fmt: skip
+    if arch and all(value in enums[enum] for key, enum in allowed if (value := platform.get(key))):
+        return {"target_platform": platform}
+    raise ValueError(
+        f"unknown Neo target {label!r}: give a device ({', '.join(enums['TargetDevice'])}) or a "
+        "platform as <os>_<arch>[_<accelerator>], e.g. linux_x86_64, linux_arm64_nvidia (os: "
+        f"{', '.join(enums['TargetPlatformOs']).lower()}; arch: "
+        f"{', '.join(enums['TargetPlatformArch']).lower()}; accelerator: "
+        f"{', '.join(enums['TargetPlatformAccelerator']).lower()})"
+    )
 
 
 def target_label(target_device: str | None, target_platform: Mapping[str, str] | None) -> str:

@@ -10,22 +10,35 @@ Box agreement with the FP32 model is reported but does not decide: quantization 
 little, so borderline boxes come and go while what the model finds on labelled images, the thing
 a customer sees, stays.
 
+An accepted INT8 model of a registered version is added to that version as its
+``onnx_int8`` / ``openvino_int8`` format (:func:`quantize_registered`, ``kit models quantize``):
+a camera running the version with ``precision: int8`` then runs it.
+
 Examples:
     >>> from kit.compile.quantize import quantize_int8
     >>> int8 = quantize_int8("best.pt", "datasets/shelf/data.yaml", backend="openvino")
     >>> int8.path.name, round(int8.map50_drop, 3)
     ('best_int8_openvino_model', 0.004)
+    >>> int8, metadata = quantize_registered("shelf:3", backend="onnxruntime")
+    >>> sorted(metadata.formats)
+    ['onnx', 'onnx_int8', 'pytorch']
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from kit.compile.export import export_onnx, export_openvino
 from kit.compile.parity import ParityReport, parity_check
+
+if TYPE_CHECKING:
+    from kit.core.contracts.model import ModelMetadata, ModelRef
+    from kit.core.settings import Settings
+    from kit.registry import ModelRegistry
 
 MAX_INT8_MAP50_DROP = 0.01
 """The most an INT8 model's mAP50 on held-out images may fall below the FP32 model's."""
@@ -140,3 +153,92 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def quantize_registered(
+    ref: ModelRef | str,
+    *,
+    backend: Int8Backend,
+    data: str | Path | None = None,
+    max_drop: float = MAX_INT8_MAP50_DROP,
+    registry: ModelRegistry | None = None,
+    settings: Settings | None = None,
+) -> tuple[Int8Model, ModelMetadata]:
+    """Quantize a registered version's weights to INT8 and add the accepted model to it.
+
+    Args:
+        ref: the version (``name:3``, ``name:production``); it needs its ``pytorch`` weights.
+        backend: ``onnxruntime`` (added as ``onnx_int8``) or ``openvino`` (``openvino_int8``).
+        data: what calibrates and judges: a data.yaml (or its folder), or an uploaded dataset
+            (``name:v2``); default: the dataset the version was trained on (its ``dataset``).
+        max_drop: the largest mAP50 drop accepted.
+        registry: the registry (default: the settings').
+        settings: the bucket and the state dir datasets are fetched into.
+
+    Returns:
+        The accepted model and the version's metadata with the new format, whose mAP50 and
+        drop are recorded as ``<format>/mAP50`` and ``<format>/mAP50_drop``.
+
+    Raises:
+        Int8Refused: the INT8 model loses too much mAP50 (nothing is registered).
+        kit.registry.RegistryConflictError: the version has that INT8 format already.
+        kit.core.registry.RegistryError: the model or version does not exist.
+        ValueError: no weights to quantize, or no dataset to calibrate on.
+    """
+    from kit.core.settings import load_settings
+    from kit.registry import ModelRegistry
+
+    if backend not in INT8_FORMATS:
+        raise ValueError(f"backend {backend!r}: choose one of {', '.join(INT8_FORMATS)}")
+    settings = settings or load_settings()
+    registry = registry or ModelRegistry.from_settings(settings)
+    metadata = registry.get(ref)
+    fmt = INT8_FORMATS[backend]
+    if fmt in metadata.formats:
+        raise ValueError(f"{metadata.ref} has its {fmt} format already; nothing to do")
+    if "pytorch" not in metadata.formats:
+        raise ValueError(
+            f"{metadata.ref} has no pytorch weights to quantize (formats: "
+            f"{', '.join(metadata.formats)}); register the .pt with it"
+        )
+    data_yaml = _calibration_data(metadata, data, settings)
+    weights = registry.download(metadata.ref, "pytorch")
+    with tempfile.TemporaryDirectory(prefix="kit-int8-") as scratch:
+        name = "model_int8.onnx" if backend == "onnxruntime" else "model_int8_openvino_model"
+        accepted = quantize_int8(
+            weights,
+            data_yaml,
+            backend=backend,
+            imgsz=metadata.input_size,
+            max_drop=max_drop,
+            output=Path(scratch) / name,
+        )
+        updated = registry.add_format(
+            metadata.ref,
+            fmt,
+            accepted.path,
+            metrics={
+                f"{fmt}/mAP50": accepted.report.candidate_map50,
+                f"{fmt}/mAP50_drop": accepted.map50_drop,
+            },
+        )
+    return accepted, updated
+
+
+def _calibration_data(metadata: ModelMetadata, data: str | Path | None, settings: Settings) -> Path:
+    """A local data.yaml for ``data``: a path, an uploaded dataset, or the version's own."""
+    from kit.notebook import fetch_dataset
+
+    if data is not None and Path(data).exists():
+        return Path(data)
+    if data is None:
+        if not metadata.dataset:
+            raise ValueError(
+                f"{metadata.ref} does not record the dataset it was trained on: pass --data (a "
+                "data.yaml whose val split has labels, or an uploaded dataset name:v<n>)"
+            )
+        _, name, version = metadata.dataset.strip("/").split("/")[:3]
+        data = f"{name}:{version}"
+    if ":" not in str(data) and "/" in str(data):
+        raise ValueError(f"no data.yaml or dataset folder at {data}")
+    return fetch_dataset(settings, str(data), settings.state_dir / "datasets")

@@ -328,6 +328,7 @@ def describe_backend(settings: Settings) -> BackendSpec:
         prefixes={
             "frames": "frames/<device>/<camera>/<yyyy>/<mm>/<dd>/<timestamp>.jpg",
             "crops": "crops/<device>/<camera>/<yyyy>/<mm>/<dd>/<timestamp>-<n>.jpg",
+            "samples": "samples/<device>/<camera>/<yyyy-mm-dd>/<id>.{jpg,txt,json}",
             "models": "models/<name>/<version>/",
             "datasets": "datasets/<name>/<version>/",
             "packages": "packages/<kind>/<name>/<version>/",

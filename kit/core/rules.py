@@ -14,7 +14,9 @@ Definitions (the contract docstrings in :mod:`kit.core.contracts.control` say th
 
 - ``count_below``: breached while ``count < threshold``; ``count`` is the payload's count of
   ``class_name`` in ``zone`` (``zone_counts``) or in the whole frame (``counts``); absent = 0.
-- ``count_above``: breached while ``count > threshold``.
+  Recovered (an open alert resolves) only at ``count >= threshold + hysteresis``.
+- ``count_above``: breached while ``count > threshold``; recovered only at
+  ``count <= max(threshold - hysteresis, 0)``.
 - ``rising_trend``: take the camera's latest ``window`` payloads (newest included), keep those
   captured at most ``max_age_s`` before the newest; with fewer than ``min_points`` left it is not
   breached. Fit ``count = a + slope * t`` by least squares, ``t`` in minutes; breached when
@@ -29,6 +31,10 @@ Definitions (the contract docstrings in :mod:`kit.core.contracts.control` say th
 - ``camera_silent``: breached when the newest payload was captured more than
   ``factor x refresh_s`` seconds before now (a scheduled check evaluates it; a payload's arrival
   evaluates it as not breached).
+
+Every rule but the count rules recovers as soon as it is not breached. How long a breach must
+hold before an alert opens (``min_duration_s``) is the alert state machine's business: it needs
+the camera's previous payloads.
 
 Examples:
     >>> from kit.core.contracts import CountBelowRule
@@ -72,12 +78,25 @@ class Evaluation:
         value: what was measured (a count, a slope, persons without helmet, seconds of silence).
         threshold: what it was compared with.
         summary: one readable line, e.g. ``"bottle count 1 is below 3"``.
+        recovered: whether an open alert resolves (a count rule's hysteresis keeps it open a
+            little past the threshold); None: whenever the rule is not breached.
     """
 
     breached: bool
     value: float
     threshold: float
     summary: str
+    recovered: bool | None = None
+
+    def __post_init__(self) -> None:
+        # One form for one meaning: None whenever recovery is simply "not breached".
+        if self.recovered is not None and self.recovered == (not self.breached):
+            object.__setattr__(self, "recovered", None)
+
+    @property
+    def resolves_alert(self) -> bool:
+        """Whether an alert open on this rule resolves now."""
+        return not self.breached if self.recovered is None else self.recovered
 
 
 @dataclass(frozen=True)
@@ -172,19 +191,33 @@ def _where(zone: str | None) -> str:
 
 
 def count_below(rule: CountBelowRule, count: int) -> Evaluation:
-    """``count_below`` for one measured count."""
+    """``count_below`` for one measured count.
+
+    Examples:
+        >>> from kit.core.contracts import CountBelowRule
+        >>> count_below(CountBelowRule(class_name="bottle", threshold=3, hysteresis=1), 3).summary
+        'bottle count 3 is not below 3 (an open alert resolves at 4)'
+    """
     breached = count < rule.threshold
+    resolves_at = rule.threshold + rule.hysteresis
+    recovered = count >= resolves_at
     relation = "is below" if breached else "is not below"
     summary = f"{rule.class_name} count{_where(rule.zone)} {count} {relation} {rule.threshold}"
-    return Evaluation(breached, float(count), float(rule.threshold), summary)
+    if not breached and not recovered:
+        summary += f" (an open alert resolves at {resolves_at})"
+    return Evaluation(breached, float(count), float(rule.threshold), summary, recovered)
 
 
 def count_above(rule: CountAboveRule, count: int) -> Evaluation:
     """``count_above`` for one measured count."""
     breached = count > rule.threshold
+    resolves_at = max(rule.threshold - rule.hysteresis, 0)
+    recovered = count <= resolves_at
     relation = "is above" if breached else "is not above"
     summary = f"{rule.class_name} count{_where(rule.zone)} {count} {relation} {rule.threshold}"
-    return Evaluation(breached, float(count), float(rule.threshold), summary)
+    if not breached and not recovered:
+        summary += f" (an open alert resolves at {resolves_at})"
+    return Evaluation(breached, float(count), float(rule.threshold), summary, recovered)
 
 
 def least_squares_slope(points: Sequence[tuple[float, float]]) -> float | None:

@@ -4,12 +4,15 @@ The form is read from ``GET /config/{camera}`` (the settings the camera runs wit
 overrides). Applying it writes the camera's overrides back, changing only what the user changed:
 
 - model: the camera's own model override (None: use the defaults' model);
-- confidence, NMS IoU, max detections and refresh rate: overridden when they differ from what
-  the camera runs with;
+- confidence, NMS IoU, max detections, refresh rate and precision (``fp32`` or ``int8``, which
+  the control API accepts only for a model version with an INT8 format): overridden when they
+  differ from what the camera runs with;
 - rules: one row per rule type (the first rule of that type on the camera); an edited row updates
   that rule in place (other fields such as its name, zone and cooldown stay), an enabled row of a
   type the camera lacks adds the rule, a disabled one sets ``enabled: false``. When the rules
-  differ from what the camera runs with, the whole list becomes the camera's override.
+  differ from what the camera runs with, the whole list becomes the camera's override. Every
+  row edits its rule's ``min_duration_s`` (seconds a breach must hold before an alert opens),
+  the count rows their ``hysteresis`` too.
 
 The server validates the body; the panel shows its message when it refuses a value.
 
@@ -21,8 +24,8 @@ Examples:
     (False, 'bottle')
     >>> form.rules["count_below"].enabled = True
     >>> form.rules["count_below"].params["threshold"] = 3
-    >>> overrides_body(camera, form)
-    {'rules': [{'type': 'count_below', 'class_name': 'bottle', 'threshold': 3}]}
+    >>> overrides_body(camera, form)["rules"]
+    [{'type': 'count_below', 'class_name': 'bottle', 'threshold': 3, 'hysteresis': 1, 'min_duration_s': 0}]
 """
 
 from __future__ import annotations
@@ -35,16 +38,18 @@ from typing import Any
 from kit.core.contracts import (
     CameraSettings,
     CameraSilentRule,
+    CountAboveRule,
+    CountBelowRule,
     PpeViolationRule,
     RisingTrendRule,
 )
 
 EDITABLE_RULE_FIELDS: dict[str, tuple[str, ...]] = {
-    "count_below": ("class_name", "threshold"),
-    "count_above": ("class_name", "threshold"),
-    "rising_trend": ("class_name", "min_slope_per_min", "window"),
-    "ppe_violation": ("min_confidence", "min_overlap"),
-    "camera_silent": ("factor",),
+    "count_below": ("class_name", "threshold", "hysteresis", "min_duration_s"),
+    "count_above": ("class_name", "threshold", "hysteresis", "min_duration_s"),
+    "rising_trend": ("class_name", "min_slope_per_min", "window", "min_duration_s"),
+    "ppe_violation": ("min_confidence", "min_overlap", "min_duration_s"),
+    "camera_silent": ("factor", "min_duration_s"),
 }
 """Per rule type, the parameters the panel edits (the rule's other fields are kept)."""
 
@@ -53,18 +58,29 @@ def _default(contract: Any, name: str) -> Any:
     return contract.model_fields[name].default
 
 
+_MIN_DURATION = {"min_duration_s": _default(CameraSilentRule, "min_duration_s")}
 NEW_RULE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "count_below": {"threshold": 1},
-    "count_above": {"threshold": 10},
+    "count_below": {
+        "threshold": 1,
+        "hysteresis": _default(CountBelowRule, "hysteresis"),
+        **_MIN_DURATION,
+    },
+    "count_above": {
+        "threshold": 10,
+        "hysteresis": _default(CountAboveRule, "hysteresis"),
+        **_MIN_DURATION,
+    },
     "rising_trend": {
         "min_slope_per_min": _default(RisingTrendRule, "min_slope_per_min"),
         "window": _default(RisingTrendRule, "window"),
+        **_MIN_DURATION,
     },
     "ppe_violation": {
         "min_confidence": _default(PpeViolationRule, "min_confidence"),
         "min_overlap": _default(PpeViolationRule, "min_overlap"),
+        **_MIN_DURATION,
     },
-    "camera_silent": {"factor": _default(CameraSilentRule, "factor")},
+    "camera_silent": {"factor": _default(CameraSilentRule, "factor"), **_MIN_DURATION},
 }
 """What a rule row starts with when the camera has no rule of its type."""
 
@@ -137,7 +153,8 @@ class RuleRow:
 class CameraForm:
     """What the control panel edits for one camera.
 
-    ``iou`` (NMS IoU threshold) and ``max_detections`` left at None keep what the camera runs with.
+    ``iou`` (NMS IoU threshold), ``max_detections`` and ``precision`` left at None keep what the
+    camera runs with.
     """
 
     camera_id: str
@@ -148,6 +165,7 @@ class CameraForm:
     rules: dict[str, RuleRow] = field(default_factory=dict)
     iou: float | None = None
     max_detections: int | None = None
+    precision: str | None = None
 
 
 def _first_rule(rules: list[dict[str, Any]], rule_type: str) -> dict[str, Any] | None:
@@ -188,6 +206,7 @@ def camera_form(camera_config: dict[str, Any], classes: list[str] | None = None)
         max_detections=int(
             settings.get("max_detections", _default(CameraSettings, "max_detections"))
         ),
+        precision=str(_running(settings, "precision")),
     )
 
 
@@ -247,6 +266,8 @@ def overrides_body(camera_config: dict[str, Any], form: CameraForm) -> dict[str,
             body[name] = value
     if not _same(form.refresh_s, settings["refresh_s"]):
         body["refresh_s"] = form.refresh_s
+    if form.precision is not None and form.precision != _running(settings, "precision"):
+        body["precision"] = form.precision
     rules = edited_rules(settings, form)
     if not _rules_equal(rules, settings.get("rules") or []):
         body["rules"] = rules
@@ -267,6 +288,8 @@ def changes(camera_config: dict[str, Any], form: CameraForm) -> list[str]:
             lines.append(f"{label} {_running(settings, name)} → {value}")
     if not _same(form.refresh_s, settings["refresh_s"]):
         lines.append(f"refresh {settings['refresh_s']} s → {form.refresh_s} s")
+    if form.precision is not None and form.precision != _running(settings, "precision"):
+        lines.append(f"precision {_running(settings, 'precision')} → {form.precision}")
     before = settings.get("rules") or []
     for row in form.rules.values():
         old = _first_rule(before, row.type)

@@ -163,8 +163,10 @@ def rule_outlook(
     """Why a camera's enabled rules cannot open an alert right now, one line per such rule.
 
     A rule with an alert open (``GET /cameras``' ``active_alerts``) opens no other until that one
-    resolves; a rule whose last alert resolved less than ``cooldown_s`` ago (the newest of
-    ``resolved``, ``GET /alerts?state=RESOLVED``) opens none before the cooldown ends.
+    resolves (the open one takes the rule's new threshold); a rule whose last alert resolved less
+    than ``cooldown_s`` ago (the newest of ``resolved``, ``GET /alerts?state=RESOLVED``) at the
+    threshold it still has opens none before the cooldown ends (a new threshold is not held back).
+    A rule with a ``min_duration_s`` opens its alert only once the breach has held that long.
 
     Args:
         rules: the camera's rules (``settings.rules`` of a ``GET``/``PUT /config/{camera}``).
@@ -187,20 +189,29 @@ def rule_outlook(
         key = rule.get("name") or rule.get("type")
         if key in active:
             lines.append(
-                f"{key}: alert open since {clock(active[key].get('opened_at'))} UTC; no new alert "
-                "(nor e-mail) while it is open: it resolves once the rule is no longer breached"
+                f"{key}: alert open since {clock(active[key].get('opened_at'))} UTC; it will "
+                "update to the new threshold, with no new alert (nor e-mail) while it is open: it "
+                "resolves once the rule is no longer breached"
             )
             continue
-        times = [
-            parse_time(a["resolved_at"])
-            for a in resolved
-            if a.get("rule") == key and a.get("resolved_at")
-        ]
-        if not times:
+        if rule.get("min_duration_s"):
+            lines.append(
+                f"{key}: an alert opens once the rule has been breached for "
+                f"{rule['min_duration_s']} s"
+            )
+        mine = [a for a in resolved if a.get("rule") == key and a.get("resolved_at")]
+        if not mine:
             continue
-        last = max(times)
+        newest = max(mine, key=lambda a: parse_time(a["resolved_at"]))
+        last = parse_time(newest["resolved_at"])
         until = last + timedelta(seconds=float(rule.get("cooldown_s") or 0))
-        if until > now:
+        threshold = rule.get("threshold", rule.get("min_slope_per_min"))
+        changed = (
+            threshold is not None
+            and newest.get("threshold") is not None
+            and float(threshold) != float(newest["threshold"])
+        )
+        if until > now and not changed:
             lines.append(
                 f"{key}: cooldown until {clock(until)} UTC (its last alert resolved at "
                 f"{clock(last)}); no alert opens before"

@@ -45,8 +45,14 @@ PARAM_TITLES = {
     "min_confidence": "min confidence",
     "min_overlap": "min overlap",
     "factor": "× refresh",
+    "hysteresis": "resolve ±",
+    "min_duration_s": "for (s)",
 }
-INT_PARAMS = {"threshold", "window"}
+INT_PARAMS = {"threshold", "window", "hysteresis", "min_duration_s"}
+NARROW_PARAMS = {"hysteresis", "min_duration_s"}
+"""Small whole numbers: narrower boxes, so a row fits a 1280-pixel screen."""
+PRECISION_OPTIONS = (("FP32", "fp32"), ("INT8", "int8"))
+"""The precision dropdown's ``(label, value)`` pairs (``CameraSettings.precision``)."""
 OUTLOOK_RESOLVED_READ = 50
 """Resolved alerts read to find a rule's last one (for its cooldown), newest first."""
 
@@ -346,7 +352,7 @@ class RuleEditor:
                 field = widgets.FloatText(step=0.05)
             field.description = PARAM_TITLES[name]
             field.style = {"description_width": "initial"}
-            field.layout = widgets.Layout(width="200px")
+            field.layout = widgets.Layout(width="130px" if name in NARROW_PARAMS else "200px")
             self.inputs[name] = _classed(field, f"evk-param-{name}")
         self.widget = _classed(
             widgets.HBox([self.enabled, *self.inputs.values()]),
@@ -370,7 +376,8 @@ class RuleEditor:
 
 
 class ControlPanel:
-    """Per camera: model, confidence, refresh rate and rules, written with ``PUT /config/{camera}``.
+    """Per camera: model, confidence, refresh rate, precision and rules, written with
+    ``PUT /config/{camera}``.
 
     Args:
         client: the control API client.
@@ -414,6 +421,15 @@ class ControlPanel:
             widgets.IntText(description="max detections", layout=widgets.Layout(width="200px")),
             "evk-control-max-detections",
         )
+        self.precision = _classed(
+            widgets.Dropdown(
+                description="precision",
+                options=PRECISION_OPTIONS,
+                tooltip="int8: the model version's INT8 format (kit models quantize adds one)",
+                layout=widgets.Layout(width="200px"),
+            ),
+            "evk-control-precision",
+        )
         self.rules = {rule_type: RuleEditor(rule_type) for rule_type in EDITABLE_RULE_FIELDS}
         self.apply_button = _classed(
             widgets.Button(description="Apply", button_style="primary", icon="check"),
@@ -432,7 +448,7 @@ class ControlPanel:
                     widgets.HTML("<h3>Control panel</h3>"),
                     widgets.HBox([self.camera, self.model]),
                     widgets.HBox([self.confidence, self.refresh_s]),
-                    widgets.HBox([self.iou, self.max_detections]),
+                    widgets.HBox([self.iou, self.max_detections, self.precision]),
                     widgets.HTML("<b>Rules</b>"),
                     *(editor.widget for editor in self.rules.values()),
                     widgets.HBox([self.apply_button, self.reload_button]),
@@ -523,6 +539,7 @@ class ControlPanel:
             self.refresh_s.value = form.refresh_s
             self.iou.value = form.iou
             self.max_detections.value = form.max_detections
+            self.precision.value = form.precision
             classes = self._classes(form.model)
             for rule_type, editor in self.rules.items():
                 editor.load(form.rules[rule_type], classes)
@@ -543,6 +560,7 @@ class ControlPanel:
             refresh_s=int(self.refresh_s.value),
             iou=round(float(self.iou.value), 4),
             max_detections=int(self.max_detections.value),
+            precision=self.precision.value,
             rules={rule_type: editor.row() for rule_type, editor in self.rules.items()},
         )
 

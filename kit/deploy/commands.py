@@ -5,6 +5,7 @@ Wire them into ``kit.cli.build_parser`` with :func:`add_commands` (each parser s
 
     kit package bundle|greengrass|container|panorama [--model shelf:production] [--camera id=src ...]
     kit deploy --target local --device demo-1 --model shelf:production
+    kit deploy --model shop:1 --camera door=images/ --camera-option door.loop=true [--cameras cams.yaml]
     kit deploy --target greengrass --thing-group evk-edge [--model ...]
     kit deploy --target panorama --device device-abc --app-dir build/edge/panorama/evk_edge_app --role-arn ...
     kit devices [--json] [--greengrass] [--panorama]
@@ -27,12 +28,202 @@ from kit.core.settings import Settings, find_project_root
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
-def _cameras(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+SOURCE_OPTIONS = ("loop", "fps", "fastest", "decode_threads", "kind")
+"""Camera options that belong to its source (``edge_app.sources.SourceSpec``)."""
+
+CAMERA_OPTIONS = ("process_fps",)
+"""Camera options that belong to the camera itself (``edge_app.config.CameraConfig``)."""
+
+OPTION_HELP = (
+    "loop (true: a file or folder starts again at its end), fps (frames a second a file or "
+    "folder is played at, or a live source thinned to), fastest (true: no pacing), "
+    "decode_threads (FFmpeg threads, 0-64), kind (file, images, webcam, stream), process_fps "
+    "(most frames a second analysed)"
+)
+
+
+def _cameras(args: argparse.Namespace, *, local_paths: bool = False) -> list[dict[str, Any]] | None:
+    """The cameras ``--cameras``, ``--camera`` and ``--camera-option`` give, each checked as the
+    device will check it; None when none is given (demo cameras).
+
+    Args:
+        args: the parsed command line.
+        local_paths: the device is this machine: relative file and folder sources are made
+            absolute (from the current folder, or the cameras file's folder); otherwise they
+            are paths on the device, kept as written.
+
+    Raises:
+        ValueError: one line naming the camera, the option and what is allowed.
+    """
     from kit.package.device import parse_camera
 
-    if not args.camera:
+    cameras: list[dict[str, Any]] = []
+    if args.cameras:
+        cameras += read_cameras_file(Path(args.cameras), local_paths=local_paths)
+    for text in args.camera or []:
+        camera = parse_camera(text)
+        if local_paths:
+            camera["source"] = _absolute_source(camera["source"], Path.cwd())
+        cameras.append(camera)
+    if not cameras:
+        if args.camera_option:
+            raise ValueError("--camera-option needs the camera it names from --camera or --cameras")
         return None
-    return [parse_camera(text, process_fps=args.process_fps) for text in args.camera]
+    by_id: dict[str, dict[str, Any]] = {}
+    for camera in cameras:
+        if camera["id"] in by_id:
+            raise ValueError(f"camera {camera['id']!r} is given twice; camera ids must be unique")
+        by_id[camera["id"]] = camera
+    for text in args.camera_option or []:
+        camera_id, key, value = _parse_camera_option(text, by_id)
+        _set_option(by_id[camera_id], key, value)
+    for camera in cameras:
+        if args.process_fps is not None:
+            camera.setdefault("process_fps", args.process_fps)
+        _check_camera(camera)
+    return cameras
+
+
+def read_cameras_file(path: Path, *, local_paths: bool = False) -> list[dict[str, Any]]:
+    """The cameras of a YAML file: a list of cameras, or a map from camera id to a source or a
+    camera (optionally under a top-level ``cameras`` key)::
+
+        - {id: door, source: images/door/, loop: true, process_fps: 2}
+        - {id: dock, source: rtsp://10.0.0.7/live}
+
+        door: {source: images/door/, loop: true, fps: 5}
+        dock: rtsp://10.0.0.7/live
+
+    A camera holds ``source`` and any device-config camera field (``process_fps``, ``model``,
+    ``privacy``, ``crops``); the source options (``loop``, ``fps``, ``fastest``,
+    ``decode_threads``, ``kind``) may stand next to ``source`` or inside it as in device.yaml.
+
+    Args:
+        path: the file.
+        local_paths: make relative file and folder sources absolute from the file's folder.
+
+    Raises:
+        ValueError: the file is missing, not YAML, or not cameras (naming the entry).
+    """
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"cameras file {path} does not exist") from None
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read cameras file {path}: {error}") from None
+    if isinstance(document, dict) and set(document) == {"cameras"}:
+        document = document["cameras"]
+    if isinstance(document, dict):
+        entries = [
+            {"id": camera_id, **(value if isinstance(value, dict) else {"source": value})}
+            for camera_id, value in document.items()
+        ]
+    elif isinstance(document, list) and all(isinstance(entry, dict) for entry in document):
+        entries = [dict(entry) for entry in document]
+    else:
+        raise ValueError(
+            f"cameras file {path} must hold a list of cameras ({{id, source, options}}) or a "
+            f"map from camera id to a source or camera, not {type(document).__name__}"
+        )
+    if not entries:
+        raise ValueError(f"cameras file {path} holds no camera")
+    cameras = []
+    for position, entry in enumerate(entries):
+        camera_id = entry.pop("id", None)
+        if not isinstance(camera_id, str) or "source" not in entry:
+            raise ValueError(
+                f"cameras file {path}, camera {camera_id or position + 1}: needs an id and a "
+                f"source (got {sorted(entry)} besides the id)"
+            )
+        source = entry.pop("source")
+        camera: dict[str, Any] = {"id": camera_id, "source": source}
+        for key, value in entry.items():
+            _set_option(camera, key, value)
+        if local_paths:
+            camera["source"] = _absolute_source(camera["source"], path.resolve().parent)
+        cameras.append(camera)
+    return cameras
+
+
+def _parse_camera_option(text: str, cameras: dict[str, Any]) -> tuple[str, str, Any]:
+    """``(camera id, key, value)`` of ``<camera>.<key>=<value>``; the value read as YAML
+    (``true``, ``5``, ``2.5``, text)."""
+    import yaml
+
+    target, separator, raw = text.partition("=")
+    camera_id, dot, key = target.rpartition(".")
+    if not separator or not dot or not camera_id or not key:
+        raise ValueError(
+            f"camera option {text!r} must be written <camera>.<key>=<value>, e.g. door.loop=true"
+        )
+    if camera_id not in cameras:
+        raise ValueError(
+            f"camera option {text!r} names camera {camera_id!r}, which no --camera or --cameras "
+            f"gives; cameras: {', '.join(cameras)}"
+        )
+    if key not in (*SOURCE_OPTIONS, *CAMERA_OPTIONS):
+        raise ValueError(
+            f"camera {camera_id!r}: unknown option {key!r}; allowed: "
+            f"{', '.join(sorted((*SOURCE_OPTIONS, *CAMERA_OPTIONS)))}"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    return camera_id, key, value
+
+
+def _set_option(camera: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` on ``camera``: a source option goes into its source (made a mapping)."""
+    if key not in SOURCE_OPTIONS:
+        camera[key] = value
+        return
+    source = camera["source"]
+    if not isinstance(source, dict):
+        source = {"uri": source}
+    camera["source"] = {**source, key: value}
+
+
+def _absolute_source(source: Any, base: Path) -> Any:
+    """``source`` with a relative file or folder path made absolute from ``base`` (a trailing
+    slash, which makes a folder an image folder, kept); anything else unchanged."""
+    if isinstance(source, dict):
+        return {**source, "uri": _absolute_source(source.get("uri"), base)}
+    if not isinstance(source, str) or "://" in source or ":" in source.split("/", 1)[0]:
+        return source  # URLs, webcam:N, images:/..., file:/...
+    if source.isdigit() or Path(source).expanduser().is_absolute():
+        return source
+    folder = source.endswith(("/", "\\"))
+    absolute = str((base / source).resolve())
+    return absolute + "/" if folder else absolute
+
+
+def _check_camera(camera: dict[str, Any]) -> None:
+    """Check ``camera`` as the device will (its source, then the camera's fields).
+
+    Raises:
+        ValueError: ``camera '<id>': <what is wrong and what is allowed>``.
+    """
+    from pydantic import ValidationError
+
+    from edge_app.config import CameraConfig
+    from edge_app.sources import SourceSpec
+    from kit.core.contracts.base import contract_error
+
+    try:
+        SourceSpec.parse(camera["source"])
+    except ValueError as error:
+        raise ValueError(f"camera {camera['id']!r}: {error}") from None
+    try:
+        CameraConfig.model_validate(camera)
+    except ValidationError as error:
+        problems = contract_error("CameraConfig", error).problems
+        raise ValueError(
+            f"camera {camera['id']!r}: "
+            + "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']})" for p in problems)
+        ) from None
 
 
 def _default_out(kind: str) -> Path:
@@ -201,7 +392,7 @@ def deploy_command(settings: Settings, args: argparse.Namespace) -> int:
             settings,
             device,
             model=args.model,
-            cameras=_cameras(args),
+            cameras=_cameras(args, local_paths=True),
             demo_camera_count=args.demo_cameras,
             ship_model=not args.no_ship_model,
             heartbeat_s=args.heartbeat_s,
@@ -347,10 +538,29 @@ def _add_device_options(parser: argparse.ArgumentParser) -> None:
         "--camera",
         action="append",
         metavar="ID=SOURCE",
-        help="a camera (repeat): file, rtsp://..., webcam:0; default: synthetic demo cameras",
+        help="a camera (repeat): a video file, an image folder (folder/), rtsp://..., webcam:0; "
+        "default: synthetic demo cameras",
+    )
+    parser.add_argument(
+        "--camera-option",
+        action="append",
+        metavar="ID.KEY=VALUE",
+        help=f"an option of a camera given by --camera or --cameras (repeat), e.g. "
+        f"door.loop=true: {OPTION_HELP}",
+    )
+    parser.add_argument(
+        "--cameras",
+        metavar="FILE.yaml",
+        help="cameras from a YAML file: a list of {id, source, options} or a map from id to a "
+        "source or {source, options}; options as --camera-option's, and privacy, crops, model; "
+        "relative paths are relative to the file",
     )
     parser.add_argument("--demo-cameras", type=int, default=1, help="how many demo cameras")
-    parser.add_argument("--process-fps", type=float, help="frames a second each camera analyses")
+    parser.add_argument(
+        "--process-fps",
+        type=float,
+        help="frames a second each camera analyses (a camera's process_fps option wins)",
+    )
     parser.add_argument(
         "--heartbeat-s", type=float, default=10.0, help="seconds between heartbeats"
     )

@@ -750,9 +750,13 @@ class ScenarioClip:
     _world: _Scenario = field(repr=False)
     _rng: np.random.Generator = field(repr=False)
 
-    def frames(self) -> Iterator[tuple[np.ndarray, FrameTruth]]:
-        """Yield (frame BGR uint8, ground truth) for every frame; call once per clip."""
-        for index in range(self.frame_count):
+    def frames(self, every: int = 1) -> Iterator[tuple[np.ndarray, FrameTruth]]:
+        """Yield (frame BGR uint8, ground truth) for every frame, or every ``every``-th one from
+        the first (their ground truth is the full clip's; only the sensor noise differs); call
+        once per clip."""
+        if every < 1:
+            raise ValueError(f"every must be a positive number of frames, got {every!r}")
+        for index in range(0, self.frame_count, every):
             scene = compose(self._world.layout(index), self._rng)
             facts = self._world.facts(index, scene)
             yield scene.image, FrameTruth.from_scene(index, self.fps, scene, facts)

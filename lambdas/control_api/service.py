@@ -7,6 +7,9 @@ old -> new.
 Registry checks (422, :class:`kit.core.registry.RegistryReader`, the rule devices resolve by):
 
 - every model reference must resolve (a version that exists, ``latest``, or a stored alias);
+- a camera (or the defaults) with ``precision: int8`` must run a model version that has an INT8
+  format (``onnx_int8`` or ``openvino_int8``); a camera without a configured model is not
+  checked (its device runs FP32 and reports why);
 - every class a rule, a PPE rule or a zone count names must be a class of the camera's model.
   The camera's model is its configured one (its override, else ``defaults.model``). A camera
   without a configured model runs its device's default (the device config's model, or the
@@ -98,6 +101,10 @@ def _save(
     if problems:
         lines = "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']})" for p in problems)
         raise ApiError(422, f"unknown model: {lines}", problems=problems)
+    problems = _precision_problems(registry, config, cameras)
+    if problems:
+        lines = "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']})" for p in problems)
+        raise ApiError(422, f"no INT8 model: {lines}", problems=problems)
     problems = _class_problems(services, registry, config, cameras)
     if problems:
         lines = "; ".join(f"{p['field']}: {p['allowed']} (got {p['value']!r})" for p in problems)
@@ -193,6 +200,52 @@ def replace_camera(
         now=utc_now(),
         cameras=[camera_id],
     )
+
+
+INT8_FORMATS = ("onnx_int8", "openvino_int8")
+"""The registry formats a camera with ``precision: int8`` can run (one per device backend)."""
+
+
+def _precision_problems(
+    registry: RegistryReader, config: ControlConfig, cameras: list[str] | None
+) -> list[dict[str, str]]:
+    """``precision: int8`` on a model version without an INT8 format, as 422 problems."""
+    checks: list[tuple[str, CameraSettings]] = []
+    if cameras is None:
+        checks.append(("defaults.precision", config.defaults))
+        cameras = sorted(config.cameras)
+    for camera_id in cameras:
+        overrides = config.cameras.get(camera_id)
+        if overrides is None or (overrides.precision is None and overrides.model is None):
+            continue  # runs the defaults' model and precision, checked with the defaults
+        own = overrides.precision is not None
+        where = f"cameras.{camera_id}.precision" if own else "defaults.precision"
+        checks.append((where, config.for_camera(camera_id)))
+    problems: list[dict[str, str]] = []
+    for where, settings in checks:
+        if settings.precision != "int8" or settings.model is None:
+            continue
+        try:
+            metadata = registry.get(settings.model)
+        except (RegistryError, ValueError):
+            continue  # an unresolvable model is reported as such
+        if any(fmt in metadata.formats for fmt in INT8_FORMATS):
+            continue
+        named = (
+            str(settings.model)
+            if settings.model.version == metadata.version
+            else f"{settings.model} (= {metadata.ref})"
+        )
+        problem = {
+            "field": where,
+            "value": "int8",
+            "allowed": f"fp32: {named} has no INT8 format (formats: "
+            f"{', '.join(metadata.formats) or 'none'}); add one with `kit models quantize "
+            f"{metadata.ref} --backend onnxruntime|openvino`",
+        }
+        if problem not in problems:
+            problems.append(problem)
+    return problems
 
 
 def _class_problems(

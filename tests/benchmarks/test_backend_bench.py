@@ -33,7 +33,7 @@ import pytest
 
 from kit.core.contracts import ControlConfig, parse, parse_edge_message
 from kit.core.settings import load_settings
-from kit.cost import EU_WEST_1, Measured, camera_month, payload_usage
+from kit.cost import EU_WEST_1, Measured, camera_month, payload_usage, per_payload_usd
 from kit.local import LocalStack
 from kit.local.lambda_events import LocalLambdaContext
 from kit.local.runner import read_alert_inbox
@@ -355,7 +355,18 @@ def test_processor_payloads_per_second_and_calls_per_payload(quiet_stack):
         + ", ".join(f"refresh {m.refresh_s:g} s: **${m.total:.2f}**" for m in months)
         + " |"
     )
-    for key in ("raw", "processor", "alerting", "calls", "cost"):
+    # what the ratios mean for a buyer: payloads a dollar buys, cameras one processor serves
+    usage_5s = payload_usage(measured, refresh_s=5)
+    month_5s = camera_month(usage_5s, refresh_s=5)
+    per_instance = BATCH / (measured.batch_ms / 1000)  # payloads/s one concurrent Lambda handles
+    results["buyer"] = (
+        f"| for a buyer | the numbers above at AWS prices | **{1 / per_payload_usd(usage_5s):,.0f} "
+        f"payloads a dollar** (requests and compute), {month_5s.payloads / month_5s.total:,.0f} "
+        f"with a month's storage at refresh 5 s; one processor instance (a {BATCH}-payload batch "
+        f"in {measured.batch_ms:.0f} ms on AWS) keeps up with **{per_instance * 5:,.0f} cameras "
+        f"at refresh 5 s** ({per_instance:.0f} payloads/s) |"
+    )
+    for key in ("raw", "processor", "alerting", "calls", "cost", "buyer"):
         print(results[key])
     print("item sizes (bytes):", {k: round(v) for k, v in sizes.items()})
     for month in months:
@@ -420,7 +431,7 @@ def write_results() -> None:
             "|---|---|---|",
             *(
                 results[k]
-                for k in ("raw", "processor", "alerting", "calls", "cost", "latency")
+                for k in ("raw", "processor", "alerting", "calls", "cost", "buyer", "latency")
                 if k in results
             ),
             "",

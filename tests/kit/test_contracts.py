@@ -118,7 +118,38 @@ def a_model() -> dict:
     }
 
 
+def a_sample() -> dict:
+    stem = "samples/demo-1/shelf-1/2026-11-26/20261126T100000000Z"
+    return {
+        "sample_id": "20261126T100000000Z",
+        "device_id": "demo-1",
+        "camera_id": "shelf-1",
+        "captured_at": "2026-11-26T10:00:00Z",
+        "model": {"name": "shelf", "version": 3},
+        "reasons": ["uncertain"],
+        "frame": {"width": 640, "height": 480},
+        "classes": ["bottle"],
+        "detections": [a_payload()["detections"][0]],
+        "image_key": f"{stem}.jpg",
+        "labels_key": f"{stem}.txt",
+    }
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "samples/demo-2/shelf-1/2026-11-26/x.jpg",  # another device's
+        "models/shelf/3/model.onnx",
+        "samples/demo-1/shelf-1/../../demo-2/x.jpg",
+    ],
+)
+def test_a_sample_points_only_at_its_own_cameras_samples(key):
+    with pytest.raises(ContractError, match="must lie under samples/demo-1/shelf-1/"):
+        parse(CONTRACTS["SampleRecord"], {**a_sample(), "image_key": key})
+
+
 EXAMPLES = {
+    "SampleRecord": a_sample,
     "DetectionPayload": a_payload,
     "Heartbeat": a_heartbeat,
     "ControlConfig": a_config,

@@ -1,12 +1,29 @@
 """What the notebooks lean on: paths from the project root, demo models that leave a customer's
-aliases alone, promotion only when better, and demo artefacts removed without touching others."""
+aliases alone, promotion only when better, demo artefacts removed without touching others, the
+aws target refused without the stack's outputs, a customer's own model registered once, and the
+pictures notebook 3 and 5 draw."""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 
+from kit.compile import measure_export_speed
 from kit.demo_models import demo_model_files, register_demo_models
-from kit.notebook import PROJECT_ROOT, project_path, remove_demo_artefacts
+from kit.notebook import (
+    PROJECT_ROOT,
+    NotebookStop,
+    annotated_frame,
+    detections_side_by_side,
+    model_size_bytes,
+    project_path,
+    pytorch_speed,
+    register_customer_model,
+    remove_demo_artefacts,
+    setup,
+    speed_and_size_rows,
+)
 from kit.promote import compare_and_promote, compare_with_parent
 from kit.registry import ModelRegistry
 from kit.synthetic import make_dataset
@@ -119,3 +136,83 @@ def test_only_demo_artefacts_are_removed(backend_settings):
     left = [i["device_id"]["S"] for i in dynamodb.scan(TableName=names.devices_table)["Items"]]
     assert left == ["customer-gateway"]
     assert not dynamodb.scan(TableName=names.cameras_table)["Items"]
+
+
+def test_aws_without_the_stacks_outputs_stops_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVK_CONFIG", str(tmp_path / "evk.yaml"))
+    (tmp_path / "evk.yaml").write_text("region: eu-west-1\n")
+
+    with pytest.raises(NotebookStop) as stopped:
+        setup("aws")
+
+    message = str(stopped.value)
+    assert message.endswith("run 05 / `kit aws outputs` first")
+    assert "api_url, cognito_user_pool_id, cognito_client_id" in message
+    assert stopped.value._render_traceback_() == [message]
+
+
+def test_aws_with_the_stacks_outputs_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVK_CONFIG", str(tmp_path / "evk.yaml"))
+    (tmp_path / "evk.yaml").write_text(
+        "api_url: https://abc.execute-api.eu-west-1.amazonaws.com/\n"
+        "cognito_user_pool_id: eu-west-1_Abc\ncognito_client_id: client\n"
+        "resources: {bucket: customer-bucket}\n"
+    )
+    assert setup("aws").resources.bucket == "customer-bucket"
+
+
+def test_a_customers_model_file_is_registered_once_and_moves_no_alias(backend_settings):
+    registry = ModelRegistry.from_settings(backend_settings)
+    production = register_demo_models(backend_settings, names=["shelf"])["shelf"]
+    weights = demo_model_files("fish")["pytorch"]
+
+    first = register_customer_model(backend_settings, "shelf", weights)
+    again = register_customer_model(backend_settings, "shelf", weights)
+
+    assert first == again == f"shelf:{production.version + 1}"
+    assert registry.get(first).classes == ["fish"] and "pytorch" in registry.get(first).formats
+    assert registry.aliases("shelf") == {"production": production.version}
+    with pytest.raises(ValueError, match="not ultralytics PyTorch weights"):
+        register_customer_model(backend_settings, "shelf", demo_model_files("fish")["onnx"])
+
+
+@pytest.fixture(scope="module")
+def shelf_frame(heldout_yaml):
+    from kit.promote import first_val_image
+
+    return first_val_image(heldout_yaml)
+
+
+def test_pytorch_and_the_export_are_drawn_on_the_same_frame(shelf_frame):
+    files = demo_model_files("shelf")
+    picture = detections_side_by_side(
+        files["pytorch"], {"onnx": files["onnx"]}, shelf_frame, imgsz=320, panel_width=300
+    )
+    assert picture.shape[1] == 2 * 300 + 6
+    pytorch, onnx = picture[:, :300], picture[:, 306:]
+    plain = cv2.resize(shelf_frame, (300, pytorch.shape[0] - 28))
+    assert np.abs(pytorch[28:].astype(int) - plain).max() > 100, "boxes are drawn"
+    assert np.abs(pytorch[28:].astype(int) - onnx[28:]).mean() < 2, "the same boxes"
+
+
+def test_the_speed_table_starts_with_the_pytorch_baseline(shelf_frame):
+    files = demo_model_files("shelf")
+    speeds = [
+        pytorch_speed(files["pytorch"], shelf_frame, imgsz=320, runs=2),
+        *measure_export_speed({"onnx": files["onnx"]}, shelf_frame, runs=2),
+    ]
+    rows = speed_and_size_rows(speeds)
+    assert [row["format"] for row in rows] == ["pytorch", "onnx"]
+    assert rows[0]["speed-up"] == "1.0x" and rows[0]["size vs PyTorch"] == "100%"
+    assert rows[0]["objects"] == rows[1]["objects"] > 0
+    assert rows[1]["size MB"] == round(model_size_bytes(files["onnx"]) / 1e6, 1) > 0
+
+
+def test_the_alert_frame_shows_what_its_count_says(shelf_frame):
+    onnx = demo_model_files("shelf")["onnx"]
+    scene, bottles = annotated_frame(onnx, shelf_frame, class_name="bottle")
+    assert bottles > 0 and scene.shape == shelf_frame.shape
+    assert not np.array_equal(scene, shelf_frame)
+    fish = demo_model_files("fish")["onnx"]
+    unchanged, none = annotated_frame(fish, shelf_frame, class_name="fish")
+    assert none == 0 and np.array_equal(unchanged, shelf_frame)

@@ -12,6 +12,7 @@ or camera may be left in the backend."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,18 @@ from kit.registry import ModelRegistry
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 QUICK = {"target": "local", "quick": True, "interactive": False}
+NOISE = re.compile(r"Warning|WARNING|it/s|%\|")
+"""What a warning, a log line or a text progress bar leaves in an executed notebook's output."""
+WIDGET = "application/vnd.jupyter.widget-view+json"
+"""A live widget: empty in a saved notebook and in its HTML or GitHub rendering."""
+PICTURES = {
+    "02_train": ("image/png", "BoxPR curve"),
+    "03_compile": ("image/png", "pytorch"),
+    "05_provision_backend": ("text/html", "data:image/jpeg;base64,"),
+    "06_control_panel": ("text/markdown", "**Dashboard at"),
+}
+"""Per notebook, a picture its executed output must hold: its kind and a text that comes with
+it (a title, or a piece of the card)."""
 RERUN_TIMEOUT_S = 900
 """Ends nbval's rerun of a notebook that hangs; generous, so that a loaded machine is not taken
 for a hang (quick, a notebook takes about 2 minutes on an idle 2-core machine)."""
@@ -96,6 +109,23 @@ def test_notebook_runs_headless_with_quick_parameters(
         kernel_name="python3",
         progress_bar=False,
     )
+    outputs = [
+        o for c in json.loads((tmp_path / notebook.name).read_text())["cells"]
+        if c["cell_type"] == "code" for o in c.get("outputs", [])
+    ]  # fmt: skip
+    texts = [
+        "".join(o.get("text", ""))
+        + "".join("".join(v) for k, v in o.get("data", {}).items() if k.startswith("text/"))
+        for o in outputs
+    ]
+    noise = [line for text in texts for line in text.splitlines() if NOISE.search(line)]
+    assert not noise, f"warnings, log lines or progress bars in the output: {noise[:5]}"
+    assert not [o for o in outputs if o.get("name") == "stderr"]
+    assert not [o for o in outputs if WIDGET in o.get("data", {})], "a widget that stays empty"
+    if notebook.stem in PICTURES:
+        kind, text = PICTURES[notebook.stem]
+        assert any(kind in o.get("data", {}) for o in outputs), f"no {kind} in {notebook.stem}"
+        assert any(text in t for t in texts), f"{text!r} not in {notebook.stem}'s output"
     result = subprocess.run(
         [
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
@@ -104,6 +134,30 @@ def test_notebook_runs_headless_with_quick_parameters(
         capture_output=True, text=True, timeout=RERUN_TIMEOUT_S, cwd=notebook.parent,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_aws_without_the_stacks_outputs_stops_in_the_first_cell_with_one_line(
+    notebook, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("EVK_CONFIG", str(tmp_path / "evk.yaml"))
+    (tmp_path / "evk.yaml").write_text("# no stack outputs: `kit aws outputs` never ran\n")
+    with pytest.raises(papermill.PapermillExecutionError):
+        papermill.execute_notebook(
+            str(notebook), str(tmp_path / notebook.name), parameters={"target": "aws"},
+            cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+        )  # fmt: skip
+    cells = [c for c in json.loads((tmp_path / notebook.name).read_text())["cells"]]
+    ran = [c for c in cells if c["cell_type"] == "code" and c.get("execution_count")]
+    first = next(
+        c for c in cells
+        if c["cell_type"] == "code" and not {"parameters", "injected-parameters"}
+        & set(c["metadata"].get("tags", []))
+    )  # fmt: skip
+    assert ran[-1] is first, "it stops in the first cell after the parameters"
+    errors = [o for o in first["outputs"] if o["output_type"] == "error"]
+    assert len(errors) == 1 and len(errors[0]["traceback"]) == 1
+    assert errors[0]["traceback"][0].endswith("run 05 / `kit aws outputs` first")
 
 
 def test_notebooks_leave_the_aliases_and_no_demo_artefacts(notebook_stack, aliases_before):

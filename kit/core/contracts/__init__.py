@@ -55,6 +55,7 @@ from kit.core.contracts.detection import (
 )
 from kit.core.contracts.health import Alert, CameraHealth, DroppedCounts, Heartbeat
 from kit.core.contracts.model import ModelArtifact, ModelMetadata, ModelRef
+from kit.core.contracts.sampling import SampleRecord, SamplingSettings
 
 EdgeMessage = Annotated[DetectionPayload | Heartbeat, Field(discriminator="kind")]
 """What an edge device puts on the detections queue: a payload or a heartbeat (by ``kind``)."""
@@ -127,6 +128,7 @@ CONTRACTS: dict[str, type[Contract]] = {
     "ControlConfig": ControlConfig,
     "Alert": Alert,
     "ModelMetadata": ModelMetadata,
+    "SampleRecord": SampleRecord,
 }
 
 
@@ -180,6 +182,8 @@ __all__ = [
     "PpeViolationRule",
     "RisingTrendRule",
     "Rule",
+    "SampleRecord",
+    "SamplingSettings",
     "ZoneSpec",
     "camera_object_key_problem",
     "camera_object_prefix",

@@ -27,6 +27,7 @@ from kit.core.contracts.base import (
     utc_now,
 )
 from kit.core.contracts.model import ModelRef
+from kit.core.contracts.sampling import SamplingSettings
 from kit.core.rules import (
     Evaluation,
     Observation,
@@ -47,6 +48,10 @@ DEFAULT_IOU = 0.7
 DEFAULT_MAX_DETECTIONS = 300
 """Most detections per frame by default (ultralytics predict's ``max_det``)."""
 MAX_DETECTIONS_LIMIT = 1000
+MIN_DURATION_MAX_S = 3600
+"""Longest ``min_duration_s`` of a rule (an hour)."""
+HYSTERESIS_MAX = 1000
+"""Largest ``hysteresis`` of a count rule."""
 SLOPE_MIN = 0.0001
 SLOPE_MAX = 1_000_000
 """Bounds of ``rising_trend``'s ``min_slope_per_min``: an alert records it as its threshold, and
@@ -94,6 +99,12 @@ class _Rule(Contract):
     cooldown_s: NonNegativeInteger = Field(
         default=300, le=86400, description="no new alert for the same rule within this many seconds"
     )
+    min_duration_s: NonNegativeInteger = Field(
+        default=0,
+        le=MIN_DURATION_MAX_S,
+        description="an alert opens only once the rule has been breached by every payload for "
+        f"this many seconds of capture time (0 to {MIN_DURATION_MAX_S}; 0: at the first breach)",
+    )
 
     @property
     def key(self) -> str:
@@ -107,11 +118,21 @@ class _Rule(Contract):
 
 
 class CountBelowRule(_Rule):
-    """Alert while the count of ``class_name`` (in ``zone`` or the frame) is below ``threshold``."""
+    """Alert while the count of ``class_name`` (in ``zone`` or the frame) is below ``threshold``.
+
+    An alert opens at ``count < threshold`` and resolves only at ``count >= threshold +
+    hysteresis``, so a count flickering at the threshold does not open and resolve alerts in turn.
+    """
 
     type: Literal["count_below"] = "count_below"
     class_name: ClassName
     threshold: NonNegativeInteger
+    hysteresis: NonNegativeInteger = Field(
+        default=1,
+        le=HYSTERESIS_MAX,
+        description="an open alert resolves at count >= threshold + hysteresis "
+        f"(0 to {HYSTERESIS_MAX})",
+    )
     zone: Identifier | None = None
 
     def evaluate(self, observation: Observation) -> Evaluation:
@@ -121,11 +142,21 @@ class CountBelowRule(_Rule):
 
 
 class CountAboveRule(_Rule):
-    """Alert while the count of ``class_name`` (in ``zone`` or the frame) is above ``threshold``."""
+    """Alert while the count of ``class_name`` (in ``zone`` or the frame) is above ``threshold``.
+
+    An alert opens at ``count > threshold`` and resolves only at ``count <= threshold -
+    hysteresis`` (at 0 at the latest).
+    """
 
     type: Literal["count_above"] = "count_above"
     class_name: ClassName
     threshold: NonNegativeInteger
+    hysteresis: NonNegativeInteger = Field(
+        default=1,
+        le=HYSTERESIS_MAX,
+        description="an open alert resolves at count <= threshold - hysteresis, at 0 at the "
+        f"latest (0 to {HYSTERESIS_MAX})",
+    )
     zone: Identifier | None = None
 
     def evaluate(self, observation: Observation) -> Evaluation:
@@ -219,6 +250,14 @@ Rule = Annotated[
 ]
 RULE_TYPES = ("count_below", "count_above", "rising_trend", "ppe_violation", "camera_silent")
 
+Precision = Literal["fp32", "int8"]
+"""What a camera's model computes in: ``fp32`` (the exported model as trained) or ``int8`` (its
+post-training INT8 format for the device's backend, where the model version has one)."""
+PRECISION_HELP = (
+    "fp32, or int8 where the model version has an INT8 format (onnx_int8 for ONNX Runtime, "
+    "openvino_int8 for OpenVINO; `kit models quantize` adds one); a device without it runs fp32"
+)
+
 
 class CameraSettings(Contract):
     """Everything one camera runs with (the defaults of a config, or one camera resolved)."""
@@ -241,6 +280,11 @@ class CameraSettings(Contract):
     rules: list[Rule] = Field(default_factory=list, max_length=50)
     zones: list[ZoneSpec] = Field(default_factory=list, max_length=50)
     lines: list[LineSpec] = Field(default_factory=list, max_length=50)
+    sampling: SamplingSettings = Field(
+        default_factory=SamplingSettings,
+        description="frames kept for labelling (samples/<device>/<camera>/...); off by default",
+    )
+    precision: Precision = Field(default="fp32", description=PRECISION_HELP)
 
     @model_validator(mode="after")
     def _consistent(self) -> CameraSettings:
@@ -296,6 +340,8 @@ class CameraOverrides(Contract):
     rules: list[Rule] | None = Field(default=None, max_length=50)
     zones: list[ZoneSpec] | None = Field(default=None, max_length=50)
     lines: list[LineSpec] | None = Field(default=None, max_length=50)
+    sampling: SamplingSettings | None = None
+    precision: Precision | None = Field(default=None, description=PRECISION_HELP)
 
 
 class ControlConfig(Contract):

@@ -37,7 +37,11 @@ class ModelRef(Contract):
         return f"{self.name}:{self.version}"
 
 
-ExportFormat = Literal["pytorch", "onnx", "onnx_fp16", "onnx_int8", "openvino", "neo"]
+ExportFormat = Literal[
+    "pytorch", "onnx", "onnx_fp16", "onnx_int8", "openvino", "openvino_int8", "neo"
+]
+"""A registered model file's format; ``onnx_int8`` and ``openvino_int8`` are post-training INT8
+models that passed the accuracy gate (:mod:`kit.compile.quantize`)."""
 
 
 class ModelArtifact(Contract):

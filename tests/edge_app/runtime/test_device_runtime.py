@@ -18,7 +18,7 @@ from edge_app.heartbeat import MAX_ERROR_CHARS, camera_health
 from edge_app.panorama import PanoramaAdapter
 from edge_app.runtime import CameraRuntime, DeviceRuntime
 from edge_app.sources import CameraState, SourceStatus
-from kit.core.contracts import ControlConfig, DetectionPayload, Heartbeat, ModelRef
+from kit.core.contracts import ControlConfig, DetectionPayload, Heartbeat, ModelRef, SampleRecord
 from kit.core.settings import Settings
 from tests.kit.deploy.fakes import panoramasdk
 from tests.support.wait import wait_until
@@ -222,3 +222,55 @@ def test_a_camera_reports_its_source_error_while_the_source_is_down_and_long_err
         running, model=None, published=3, error="a frame failed", stopping=True
     )
     assert (stopping.state, stopping.error) == ("stopped", "a frame failed")
+
+
+SAMPLING = ControlConfig.model_validate(
+    {
+        "revision": 2,
+        "defaults": {"refresh_s": 1, "confidence": 0.3},
+        "cameras": {
+            "cam-a": {
+                "sampling": {
+                    "enabled": True,
+                    "confidence_band": [0.5, 0.5],  # empty band: the random share alone
+                    "count_jump": 0,
+                    "random_share": 1.0,
+                    "max_per_hour": 3600,
+                }
+            }
+        },
+    }
+)
+
+
+def test_a_camera_with_sampling_on_sends_samples_and_the_others_none(
+    start_shell, backend, detections_queue, make_device_config
+):
+    """Sampling set in the control config reaches the running camera, whose samples (image,
+    pre-labels, record) land under its own samples/ prefix; a camera without it sends none."""
+    backend.client("dynamodb").put_item(
+        TableName=backend.resources.config_table,
+        Item={"config_id": {"S": "current"}, "config": {"S": SAMPLING.model_dump_json()}},
+    )
+    s3 = backend.client("s3")
+
+    def sample_keys(camera_id: str) -> list[str]:
+        listed = s3.list_objects_v2(
+            Bucket=backend.resources.bucket, Prefix=f"samples/dev-1/{camera_id}/"
+        )
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+    shell = start_shell(make_device_config())
+    shell.run_until(
+        lambda: any(key.endswith(".json") for key in sample_keys("cam-a")),
+        what="a complete sample of cam-a in the bucket",
+    )
+    shell.run_until(lambda: publishing(shell, "cam-b"), what="cam-b publishing")
+    shell.close()
+    record_key = next(key for key in sample_keys("cam-a") if key.endswith(".json"))
+    stem = record_key.removesuffix(".json")
+    assert {f"{stem}.jpg", f"{stem}.txt"} <= set(sample_keys("cam-a"))
+    body = s3.get_object(Bucket=backend.resources.bucket, Key=record_key)["Body"].read()
+    record = SampleRecord.model_validate_json(body)
+    assert (record.device_id, record.camera_id, record.reasons) == ("dev-1", "cam-a", ["random"])
+    assert sample_keys("cam-b") == []

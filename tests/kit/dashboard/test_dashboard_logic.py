@@ -172,7 +172,12 @@ def test_an_untouched_form_changes_nothing():
 
     assert overrides_body(config, form) == config["overrides"]
     assert changes(config, form) == []
-    assert form.rules["count_below"].params == {"class_name": "bottle", "threshold": 3}
+    assert form.rules["count_below"].params == {
+        "class_name": "bottle",
+        "threshold": 3,
+        "hysteresis": 1,
+        "min_duration_s": 0,
+    }
     assert not form.rules["count_above"].enabled
 
 
@@ -192,7 +197,9 @@ def test_changing_the_threshold_updates_that_rule_and_keeps_its_other_fields():
     )
     assert set(body) == {"rules"}
     assert parse(CameraOverrides, body).rules[0].threshold == 5
-    assert changes(config, form) == ["count_below: class_name=bottle, threshold=5"]
+    assert changes(config, form) == [
+        "count_below: class_name=bottle, threshold=5, hysteresis=1, min_duration_s=0"
+    ]
 
 
 def test_enabling_a_new_rule_adds_it_and_disabling_one_keeps_it_switched_off():
@@ -210,11 +217,12 @@ def test_enabling_a_new_rule_adds_it_and_disabling_one_keeps_it_switched_off():
         "class_name": "fish",
         "min_slope_per_min": 1.0,
         "window": 12,
+        "min_duration_s": 0,
     }
     assert parse(CameraOverrides, body).rules[1].min_points == 6
     assert changes(config, form) == [
-        "count_below: class_name=bottle, threshold=3 (disabled)",
-        "rising_trend: added class_name=fish, min_slope_per_min=1.0, window=12",
+        "count_below: class_name=bottle, threshold=3, hysteresis=1, min_duration_s=0 (disabled)",
+        "rising_trend: added class_name=fish, min_slope_per_min=1.0, window=12, min_duration_s=0",
     ]
 
 
