@@ -160,10 +160,14 @@ def _aws(settings: Settings, args: argparse.Namespace) -> int:
 
 def _train(settings: Settings, args: argparse.Namespace) -> int:
     from kit.compile import export_onnx
+    from kit.data.fetch import local_dataset
     from kit.train import train_local
 
+    data = local_dataset(args.data, settings=settings)
+    if data.dataset:
+        print(f"dataset {data.dataset} -> {data.data_yaml}")
     result = train_local(
-        args.data,
+        data.data_yaml,
         base=args.base,
         epochs=args.epochs,
         imgsz=args.imgsz,
@@ -173,7 +177,10 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
     print(result)
     if args.register:
         metadata = result.register(
-            args.register, {"onnx": export_onnx(result.weights, args.imgsz)}, settings=settings
+            args.register,
+            {"onnx": export_onnx(result.weights, args.imgsz)},
+            dataset=data.dataset,
+            settings=settings,
         )
         print(f"registered {metadata.name}:{metadata.version} ({', '.join(metadata.formats)})")
     return 0
@@ -206,7 +213,7 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
 
     registry = ModelRegistry.from_settings(settings)
     if args.action == "register":
-        return _register(registry, args)
+        return _register(settings, registry, args)
     if args.action == "promote":
         return _promote(registry, args)
     if args.action == "quantize":
@@ -289,7 +296,8 @@ def _quantize(settings: Settings, registry: ModelRegistry, args: argparse.Namesp
     return 0
 
 
-def _register(registry: ModelRegistry, args: argparse.Namespace) -> int:
+def _register(settings: Settings, registry: ModelRegistry, args: argparse.Namespace) -> int:
+    from kit.data.fetch import local_dataset, uploaded_dataset_prefix
     from kit.registry import register_model_file
 
     if not args.ref:
@@ -303,10 +311,12 @@ def _register(registry: ModelRegistry, args: argparse.Namespace) -> int:
         args.ref,
         alias=args.alias_option,
         export=_comma_list(args.export),
-        check=args.check,
+        check=local_dataset(args.check, settings=settings).data_yaml if args.check else None,
         classes=_comma_list(args.classes) or None,
         imgsz=args.imgsz,
         description=args.description,
+        parent=registry.get(args.parent).ref if args.parent else None,
+        dataset=uploaded_dataset_prefix(settings, args.dataset) if args.dataset else None,
         registry=registry,
     )
     aliases = {args.alias_option: metadata.version} if args.alias_option else {}
@@ -419,7 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     aws_cmd.set_defaults(run=_aws)
 
     train = commands.add_parser("train", help="train a YOLO detector locally (ultralytics, CPU)")
-    train.add_argument("--data", required=True, help="a YOLO dataset's data.yaml (or its folder)")
+    train.add_argument(
+        "--data",
+        required=True,
+        help="a YOLO dataset's data.yaml (or its folder) on this machine, or an uploaded dataset: "
+        "name:v<n>, or name for its newest version (downloaded to <state dir>/datasets)",
+    )
     train.add_argument(
         "--base",
         default=None,
@@ -465,12 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
         ],
         help="list: versions (with classes) and aliases; show: one version for people; get: its "
         "metadata as JSON; register: a model FILE (.pt, .onnx, OpenVINO .xml or folder) as a new "
-        "version of --name; alias: point NAME:ALIAS at VERSION; promote: measure a candidate "
-        "version and the --alias model (default production) on --data's held-out images and move "
-        "the alias only when the candidate is better (or --force); quantize: add an INT8 "
-        "format to a version (--backend), calibrated and judged on --data (default: its "
-        "dataset), refused when its mAP50 drops more than 0.01; delete: one version; "
-        "download: one format into the cache",
+        "version of --name (a `kit train` run's best.pt keeps the run's metrics and parent); "
+        "alias: point NAME:ALIAS at VERSION; promote: measure a candidate version and the "
+        "--alias model (default production) on --data's held-out images and move the alias "
+        "only when the candidate is better (or --force); quantize: add an INT8 format to a "
+        "version (--backend), calibrated and judged on --data (default: its dataset), refused "
+        "when its mAP50 drops more than 0.01; delete: one version; download: one format into "
+        "the cache",
     )
     models.add_argument(
         "ref", nargs="?", help="a name, name:version or name:alias; register: the model file"
@@ -521,8 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "--check",
         metavar="DATA",
-        help="register --export: the parity check's data.yaml or image folder (default: the "
-        "sample images ultralytics ships)",
+        help="register --export: the parity check's data.yaml, uploaded dataset (name:v<n>) or "
+        "image folder (default: the sample images ultralytics ships); a dataset's val-split mAP50 of the weights and of "
+        "each export are recorded (pytorch/mAP50, onnx/mAP50 ...)",
     )
     models.add_argument(
         "--classes",
@@ -536,6 +553,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="register: the square input size in pixels (for a file without metadata)",
     )
     models.add_argument("--description", default="", help="register: free text for the registry")
+    models.add_argument(
+        "--parent",
+        metavar="NAME:VER",
+        help="register: the registered model it was fine-tuned from (default: the one its kit "
+        "training run recorded)",
+    )
+    models.add_argument(
+        "--dataset",
+        metavar="NAME:vN",
+        help="register: the uploaded dataset version it was trained on (name alone: the newest)",
+    )
     models.set_defaults(run=_models)
 
     show = commands.add_parser("settings", help="print the resolved settings")
@@ -553,6 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kit.data.commands import add_commands as add_data_commands
 
     add_data_commands(commands)
+
+    from kit.cameras_cli import add_commands as add_camera_commands
+
+    add_camera_commands(commands)
 
     demo = commands.add_parser(
         "demo", help="run the main job on the local target (three use cases, live)"

@@ -25,6 +25,8 @@ import numpy as np
 
 from kit.core.contracts import DetectionPayload
 from kit.core.settings import Settings, find_project_root, load_settings
+from kit.data.fetch import fetch_dataset as fetch_dataset  # the notebooks import both from here
+from kit.data.fetch import latest_dataset as latest_dataset
 from kit.offline import configure_ultralytics
 
 if TYPE_CHECKING:
@@ -177,62 +179,6 @@ def widget_labels(session: LabellingSession) -> DetectionDataset:
     return dataset.subset(
         [item for item in dataset.items if session.label_path(item.path).is_file()]
     )
-
-
-def latest_dataset(settings: Settings, name: str) -> str:
-    """``name:v<n>``, the newest uploaded version of dataset ``name``.
-
-    Raises:
-        LookupError: no version of ``name`` was uploaded (run notebook 1 first).
-    """
-    from kit.data.upload import list_dataset_versions
-
-    versions = list_dataset_versions(
-        s3_client=settings.client("s3"), bucket=settings.resources.bucket, name=name
-    )
-    if not versions:
-        raise LookupError(
-            f"no dataset {name!r} in s3://{settings.resources.bucket}/datasets/: "
-            "run notebook 1 (01_label_data) first, or name another dataset"
-        )
-    return f"{name}:{versions[-1]}"
-
-
-def fetch_dataset(settings: Settings, dataset: str, out_dir: str | Path) -> Path:
-    """Download an uploaded dataset version; return its ``data.yaml`` (with an absolute ``path``).
-
-    Args:
-        dataset: ``name:v<n>``, or ``name`` for the newest version.
-        out_dir: where it goes (``<out_dir>/<name>/<version>/``); files already there are reused.
-
-    Raises:
-        LookupError: the dataset or version does not exist.
-    """
-    import yaml
-
-    name, _, version = dataset.partition(":")
-    if not version:
-        name, _, version = latest_dataset(settings, name).partition(":")
-    s3, bucket = settings.client("s3"), settings.resources.bucket
-    prefix = f"datasets/{name}/{version}/"
-    folder = Path(out_dir) / name / version
-    keys = [
-        item["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for item in page.get("Contents", [])
-    ]
-    if prefix + "manifest.json" not in keys:
-        raise LookupError(f"dataset {name}:{version} is not in s3://{bucket}/datasets/")
-    for key in keys:
-        local = folder / key[len(prefix) :]
-        if not local.is_file():
-            local.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, key, str(local))
-    data_yaml = folder / "data.yaml"
-    data = yaml.safe_load(data_yaml.read_text())
-    data["path"] = str(folder.resolve())
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    return data_yaml
 
 
 def register_customer_model(settings: Settings, name: str, path: str | Path) -> str:

@@ -79,7 +79,9 @@ from kit.core.registry import (
 )
 
 if TYPE_CHECKING:
+    from kit.compile.parity import ParityReport
     from kit.core.settings import Settings
+    from kit.train.result import TrainResult
 
 FORMAT_FILES: dict[str, str] = {
     "pytorch": "model.pt",
@@ -802,10 +804,18 @@ def register_model_file(
     classes: Sequence[str] | None = None,
     imgsz: int | None = None,
     description: str = "",
+    parent: ModelRef | str | None = None,
+    dataset: str | None = None,
     settings: Settings | None = None,
     registry: ModelRegistry | None = None,
 ) -> ModelMetadata:
     """Register a model file as a new version of ``name``, with what it says about itself.
+
+    Weights a kit training run left (``<run>/weights/best.pt`` beside the run's
+    ``metrics.json``, or a SageMaker job's ``model.pt``) keep their history: the run's validation
+    metrics and the registered model it was fine-tuned from, as ``kit train --register`` records
+    them. The parity check of each derived format adds what it measured on ``check``'s val split
+    when that is a dataset: ``pytorch/mAP50`` and ``<format>/mAP50``.
 
     Args:
         name: the registry name.
@@ -818,6 +828,8 @@ def register_model_file(
         classes: class names, for a file without metadata (or to rename them).
         imgsz: the input size, for a file without metadata.
         description: free text.
+        parent: the registered model it was fine-tuned from (default: the training run's).
+        dataset: the dataset prefix it was trained on, e.g. ``datasets/site/v2/``.
         settings: the bucket (default :func:`kit.core.settings.load_settings`).
         registry: the registry to write to (default: the settings').
 
@@ -848,18 +860,26 @@ def register_model_file(
     if alias is not None:
         parse_model_ref(name, alias)  # a malformed alias is refused before anything is written
     registry = registry or ModelRegistry.from_settings(settings)
+    run = training_run_of(info.path) if info.format == "pytorch" else None
+    metrics = dict(run.metrics) if run is not None else {}
     with tempfile.TemporaryDirectory(prefix="kit-register-exports-") as scratch:
         files: dict[str, str | Path | FormatFile] = {info.format: info.path}
         for fmt in wanted:
-            files[fmt] = _derive(info, fmt, Path(scratch), check)
+            files[fmt], report = _derive(info, fmt, Path(scratch), check)
+            if report.reference_map50 is not None and report.candidate_map50 is not None:
+                metrics["pytorch/mAP50"] = report.reference_map50
+                metrics[f"{fmt}/mAP50"] = report.candidate_map50
         metadata = registry.register(
             name,
             files,
             classes=info.classes,
             input_size=info.input_size,
+            metrics=metrics,
+            parent=parent or (run.parent if run is not None else None),
+            dataset=dataset,
             stride=info.stride,
             task=info.task,
-            framework=info.framework,
+            framework=info.framework or (run.framework if run is not None else None),
             description=description or info.description,
         )
     if alias is not None:
@@ -867,7 +887,29 @@ def register_model_file(
     return metadata
 
 
-def _derive(info: ModelFileInfo, fmt: str, scratch: Path, check: Any) -> Path:
+def training_run_of(weights: str | Path) -> TrainResult | None:
+    """The kit training run that left ``weights``, when its ``metrics.json`` is beside them.
+
+    A local run keeps ``best.pt`` in ``<run>/weights/`` and ``metrics.json`` in ``<run>/``; a
+    SageMaker job's extracted output keeps ``model.pt`` and ``metrics.json`` together. The run
+    counts only when the weights it names are this very file.
+    """
+    from kit.sagemaker.train_entry import METRICS_FILE
+    from kit.train.result import TrainResult
+
+    weights = Path(weights).resolve()
+    for folder in (weights.parent, weights.parent.parent):
+        if (folder / METRICS_FILE).is_file():
+            try:
+                run = TrainResult.from_dir(folder)
+            except (KeyError, TypeError, ValueError):
+                continue  # a metrics.json some other tool wrote
+            if run.weights == weights:
+                return run
+    return None
+
+
+def _derive(info: ModelFileInfo, fmt: str, scratch: Path, check: Any) -> tuple[Path, ParityReport]:
     from kit.compile import export_onnx, export_openvino, parity_check
 
     options = dict(DERIVED_FORMATS[fmt])
@@ -880,8 +922,10 @@ def _derive(info: ModelFileInfo, fmt: str, scratch: Path, check: Any) -> Path:
         exported = export_openvino(
             info.path, info.input_size, output=scratch / f"model_{fmt}_openvino_model", **options
         )
-    parity_check(info.path, exported, check or _sample_images(), imgsz=info.input_size, strict=True)
-    return exported
+    report = parity_check(
+        info.path, exported, check or _sample_images(), imgsz=info.input_size, strict=True
+    )
+    return exported, report
 
 
 def _sample_images() -> Path:

@@ -1,6 +1,7 @@
 """The main job end to end (`kit demo`): three use cases live on the local target, each raising the
-alert its scenario implies, the dashboard served, and everything stopped afterwards (by
-``stop_demo``, and by SIGTERM to ``kit demo`` as a service manager or ``make`` sends it)."""
+alert its scenario implies, the dashboard served, a second run reusing what runs, and everything
+stopped by SIGTERM to ``kit demo`` as a service manager or ``make`` sends it (``stop_demo``, which
+``kit demo --stop`` and Ctrl-C run too)."""
 
 from __future__ import annotations
 
@@ -45,14 +46,38 @@ def demo_processes(settings: Settings) -> dict[str, list[psutil.Process]]:
 
 
 @pytest.mark.timeout(900)
-def test_demo_runs_the_three_use_cases_and_stops_everything(tmp_path):
-    settings = load_settings(
-        state_dir=tmp_path / "state", local_port=0, api_port=0, prefix="demotest"
-    )
+def test_demo_runs_the_three_use_cases_and_sigterm_stops_everything(tmp_path):
+    """GIVEN `kit demo` running in the foreground THEN the dashboard is served and each camera
+    raises the alert its scenario implies; a second `kit demo` reuses what runs; WHEN `kit demo`
+    gets SIGTERM (as a service manager or `make` sends it) THEN it stops what it started, as
+    Ctrl-C does: every process it recorded exits and its ports are free."""
+    state_dir = tmp_path / "state"
     port = free_port()
+    env = {
+        **os.environ,
+        "EVK_STATE_DIR": str(state_dir),
+        "EVK_LOCAL_PORT": "0",
+        "EVK_API_PORT": "0",
+        "EVK_PREFIX": "demotest",
+    }
+    settings = load_settings(state_dir=state_dir, local_port=0, api_port=0, prefix="demotest")
+    output = tmp_path / "kit-demo.out"
+    with open(output, "w") as out:
+        demo = subprocess.Popen(
+            [str(Path(sys.executable).with_name("kit")), "demo", f"--port={port}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
     started: list[psutil.Process] = []
     try:
-        assert run_demo(settings, port=port, detach=True) == 0
+        wait_until(
+            lambda: demo.poll() is not None or "stop with:" in output.read_text(),
+            ALERT_TIMEOUT_S,
+            what="kit demo ready",
+        )
+        assert demo.poll() is None, f"kit demo exited with {demo.returncode}:\n{output.read_text()}"
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=60)
         assert page.status_code == 200 and "dashboard" in page.text.lower()
         first = demo_processes(settings)
@@ -85,45 +110,7 @@ def test_demo_runs_the_three_use_cases_and_stops_everything(tmp_path):
             timeout=10,
         ).json()
         assert sorted(config["cameras"]) == ["pond-1", "shelf-1", "site-1"]
-    finally:
-        stop_demo(settings)
-    assert not LocalStack(settings).status().running
-    assert started, "the demo recorded no process"
-    wait_until_exited(started, what="every process the demo started")
 
-
-@pytest.mark.timeout(600)
-def test_sigterm_to_kit_demo_stops_everything_it_started(tmp_path):
-    """GIVEN `kit demo` running in the foreground WHEN it gets SIGTERM THEN it stops what it
-    started, as Ctrl-C does: every process it recorded exits and its ports are free."""
-    state_dir = tmp_path / "state"
-    port = free_port()
-    env = {
-        **os.environ,
-        "EVK_STATE_DIR": str(state_dir),
-        "EVK_LOCAL_PORT": "0",
-        "EVK_API_PORT": "0",
-        "EVK_PREFIX": "demosig",
-    }
-    settings = load_settings(state_dir=state_dir, local_port=0, api_port=0, prefix="demosig")
-    output = tmp_path / "kit-demo.out"
-    with open(output, "w") as out:
-        demo = subprocess.Popen(
-            [str(Path(sys.executable).with_name("kit")), "demo", f"--port={port}"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp_path,
-        )
-    started: list[psutil.Process] = []
-    try:
-        wait_until(
-            lambda: demo.poll() is not None or "stop with:" in output.read_text(),
-            ALERT_TIMEOUT_S,
-            what="kit demo ready",
-        )
-        assert demo.poll() is None, f"kit demo exited with {demo.returncode}:\n{output.read_text()}"
-        started = [process for tree in demo_processes(settings).values() for process in tree]
         endpoints = [
             LocalStack(settings).endpoint_url,
             settings.control_api_url(),

@@ -227,7 +227,7 @@ def quantize_registered(
 
 def _calibration_data(metadata: ModelMetadata, data: str | Path | None, settings: Settings) -> Path:
     """A local data.yaml for ``data``: a path, an uploaded dataset, or the version's own."""
-    from kit.notebook import fetch_dataset
+    from kit.data.fetch import fetch_dataset
 
     if data is not None and Path(data).exists():
         return Path(data)

@@ -31,6 +31,7 @@ from kit.core.contracts import ContractError, parse
 from kit.core.contracts.sampling import SampleRecord, sample_prefix
 from kit.core.settings import Settings
 from kit.data.core import DetectionDataset, LabelledImage
+from kit.data.fetch import fetch_dataset
 from kit.data.formats.yolo import (
     boxes_to_yolo_lines,
     load_yolo,
@@ -288,8 +289,6 @@ def pull_samples(
 def _base_splits(settings: Settings, name: str, version: str, folder: Path) -> DatasetSplits:
     """The splits of dataset version ``name:version``, downloaded into ``folder`` (a split the
     version does not have, or a val split that is the train images again, is empty)."""
-    from kit.notebook import fetch_dataset
-
     data_yaml = fetch_dataset(settings, f"{name}:{version}", folder)
     data = yaml.safe_load(data_yaml.read_text())
     classes = read_yolo_classes(data_yaml)
