@@ -309,3 +309,57 @@ def _gb_s_price(prices: PriceTable, architecture: str) -> float:
             f"priced: {sorted(prices.lambda_gb_s)}"
         )
     return prices.lambda_gb_s[architecture]
+
+
+MEASURED_2026_12_04 = Measured(
+    detection_item_bytes=1191,
+    claim_item_bytes=194,
+    completion_item_bytes=194,
+    camera_item_bytes=422,
+    device_item_bytes=2020,
+    config_item_bytes=434,
+    message_bytes=1000,
+    batch_ms=180,
+    batch_size=10,
+)
+"""The processor's steady path as ``make bench`` measured it on 2026-12-04 (docs/cost.md):
+stored item sizes, a ~1 KB message, a 180 ms batch on AWS as modelled there."""
+
+SETTING_VARIANTS: dict[str, dict[str, float | bool]] = {
+    "as deployed (a frame a payload, 30-day retention)": {},
+    "no frame upload": {"frame_upload": False},
+    "5 crops a payload": {"crops": 5},
+    "7-day retention (detections and frames)": {
+        "detection_retention_days": 7,
+        "frame_retention_days": 7,
+    },
+}
+"""What each camera setting changes, for :func:`camera_month_rows`."""
+
+
+def camera_month_rows(
+    measured: Measured = MEASURED_2026_12_04,
+    *,
+    refreshes_s: tuple[float, ...] = (1, 5, 60),
+    prices: PriceTable = EU_WEST_1,
+) -> list[dict[str, str]]:
+    """A camera-month in USD by service, one row per refresh and setting variant
+    (:data:`SETTING_VARIANTS`): the table notebook 05 and docs/cost.md show."""
+    rows = []
+    for variant, options in SETTING_VARIANTS.items():
+        for refresh_s in refreshes_s:
+            usage = payload_usage(measured, refresh_s=refresh_s, **options)
+            month = camera_month(usage, refresh_s=refresh_s, prices=prices)
+            rows.append(
+                {
+                    "setting": variant,
+                    "refresh": f"{refresh_s:g} s",
+                    "payloads": f"{month.payloads:,.0f}",
+                    "DynamoDB": f"${month.dynamodb_requests + month.dynamodb_storage:.2f}",
+                    "SQS": f"${month.sqs:.2f}",
+                    "S3": f"${month.s3_requests + month.s3_storage:.2f}",
+                    "Lambda": f"${month.lambda_compute:.2f}",
+                    "total": f"${month.total:.2f}",
+                }
+            )
+    return rows

@@ -6,10 +6,13 @@ import pytest
 
 from kit.cost import (
     EU_WEST_1,
+    MEASURED_2026_12_04,
     SECONDS_PER_MONTH,
+    SETTING_VARIANTS,
     Measured,
     PayloadUsage,
     camera_month,
+    camera_month_rows,
     payload_usage,
     per_payload_usd,
     read_units,
@@ -116,3 +119,23 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="heartbeat_s must be positive, got -1"):
         payload_usage(MEASURED, refresh_s=5, heartbeat_s=-1)
     assert EU_WEST_1.as_of and EU_WEST_1.region == "eu-west-1"
+
+
+def test_the_camera_month_table_shows_each_refresh_and_what_each_setting_changes():
+    rows = camera_month_rows(refreshes_s=(1, 5, 60))
+    by = {(row["setting"], row["refresh"]): row for row in rows}
+    deployed = "as deployed (a frame a payload, 30-day retention)"
+    assert len(rows) == 3 * len(SETTING_VARIANTS)
+    for refresh in (1, 5, 60):
+        month = camera_month(
+            payload_usage(MEASURED_2026_12_04, refresh_s=refresh), refresh_s=refresh
+        )
+        assert by[(deployed, f"{refresh} s")]["total"] == f"${month.total:.2f}"
+
+    def dollars(setting: str, column: str = "total") -> float:
+        return float(by[(setting, "5 s")][column].lstrip("$"))
+
+    assert dollars("no frame upload", "S3") == 0 < dollars(deployed, "S3")
+    assert dollars("no frame upload") < dollars(deployed) < dollars("5 crops a payload")
+    assert dollars("7-day retention (detections and frames)") < dollars(deployed)
+    assert dollars(deployed, "DynamoDB") == dollars("5 crops a payload", "DynamoDB")
