@@ -146,6 +146,19 @@ def list_samples(
             except ContractError as error:
                 log.warning("skipping sample record s3://%s/%s: %s", bucket, key, error)
                 continue
+            owner = sample_prefix(record.device_id, record.camera_id)
+            if not key.startswith(owner):
+                # a record stored under another camera's prefix (every device may write
+                # samples/): its claim to be this camera's is not believed
+                log.warning(
+                    "skipping sample record s3://%s/%s: it names %s/%s but lies outside %s",
+                    bucket,
+                    key,
+                    record.device_id,
+                    record.camera_id,
+                    owner,
+                )
+                continue
             if moment is None or record.captured_at >= moment:
                 samples.append(StoredSample(record, key))
     return sorted(samples, key=lambda sample: (sample.record.captured_at, sample.record_key))

@@ -227,3 +227,19 @@ def test_import_uploads_labelled_images_as_a_dataset_version(
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "labels" in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_a_broken_or_misplaced_record_is_skipped_and_the_others_listed(backend_settings, tmp_path):
+    """A record that is not JSON, and one of dev-1's stored under dev-2's prefix, are left out
+    (and logged); the good samples are still listed."""
+    records = send_samples(backend_settings, tmp_path / "spool", SPECS[:1])
+    s3, bucket = backend_settings.client("s3"), backend_settings.resources.bucket
+    good = records[0]
+    day = f"{good.captured_at:%Y-%m-%d}"
+    s3.put_object(Bucket=bucket, Key=f"samples/dev-1/cam-1/{day}/broken.json", Body=b"{not json")
+    s3.put_object(
+        Bucket=bucket,
+        Key=f"samples/dev-2/cam-1/{day}/{good.sample_id}.json",
+        Body=good.model_dump_json().encode(),
+    )
+    assert [s.record for s in list_samples(backend_settings)] == [good]
