@@ -45,7 +45,7 @@ from edge_app.sources import CameraState, Frame, SourceStatus
 from edge_app.spool import Spool
 from kit.core.contracts import CameraHealth, CameraSettings, ControlConfig, Heartbeat, ModelRef
 from kit.core.contracts.control import Precision
-from kit.core.contracts.model import ModelMetadata
+from kit.core.contracts.model import INT8_FORMATS, ModelMetadata
 from kit.core.registry import RegistryError, RegistryReader, fetch_artifact
 from kit.core.settings import Settings, load_settings
 
@@ -96,8 +96,14 @@ FP32_FORMATS: dict[str, tuple[str, ...]] = {
 """The registry formats a device runs in FP32, by its inference backend, preferred first
 (OpenVINO reads the ``.onnx`` too)."""
 
-INT8_FORMATS: dict[str, str] = {"onnxruntime": "onnx_int8", "openvino": "openvino_int8"}
-"""The registry format a camera with ``precision: int8`` runs, by the device's inference backend."""
+
+def _fetch_error(ref: ModelRef, error: Exception) -> ModelStoreError:
+    """A registry failure for ``ref``: final for a lookup the registry answered (no such model,
+    a malformed reference), retryable for anything else (network, credentials, S3)."""
+    return ModelStoreError(
+        f"cannot fetch model {ref} from the registry: {error}",
+        retryable=not isinstance(error, RegistryError | ValueError),
+    )
 
 
 class ModelStore:
@@ -135,31 +141,49 @@ class ModelStore:
         self._fallbacks: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
-    def model_path(self, ref: ModelRef, precision: Precision = "fp32") -> tuple[ModelRef, Path]:
-        """The resolved reference (alias -> version) and the local model file for ``precision``."""
+    def _shipped(self, ref: ModelRef) -> Path | None:
+        """The file shipped with the app for ``ref``, if any."""
         for key in (f"{ref.name}:{ref.version}", ref.name):
             if key in self.preloaded:
-                path = self.preloaded[key]
-                if not path.exists():
-                    raise ModelStoreError(
-                        f"model {ref} is configured at {path}, which does not exist"
-                    )
-                self._record_fallback(
-                    ref,
-                    precision,
-                    None
-                    if precision == "fp32"
-                    else f"model {ref} is shipped with the app ({path.name}) and runs as shipped; "
-                    f"{precision} is the registry's {INT8_FORMATS[self.backend]} format",
-                )
-                return ref, path
+                return self.preloaded[key]
+        return None
+
+    def resolve(self, ref: ModelRef) -> ModelRef:
+        """What ``ref`` names now (an alias -> its version), without fetching any file: a
+        shipped model is what it is; a registry one is asked to the registry.
+
+        Raises:
+            ModelStoreError: no such model, or the registry cannot be asked (``retryable``).
+        """
+        if self._shipped(ref) is not None:
+            return ref
         if self.registry is None:
             known = ", ".join(sorted(self.preloaded)) or "none"
             raise ModelStoreError(
                 f"model {ref} is not shipped with the app (shipped: {known}) and no registry is set"
             )
         try:
-            resolved = self.registry.resolve(ref)
+            return self.registry.resolve(ref)
+        except Exception as error:  # registry lookups and S3 errors alike
+            raise _fetch_error(ref, error) from error
+
+    def model_path(self, ref: ModelRef, precision: Precision = "fp32") -> tuple[ModelRef, Path]:
+        """The resolved reference (alias -> version) and the local model file for ``precision``."""
+        path = self._shipped(ref)
+        if path is not None:
+            if not path.exists():
+                raise ModelStoreError(f"model {ref} is configured at {path}, which does not exist")
+            self._record_fallback(
+                ref,
+                precision,
+                None
+                if precision == "fp32"
+                else f"model {ref} is shipped with the app ({path.name}) and runs as shipped; "
+                f"{precision} is the registry's {INT8_FORMATS[self.backend]} format",
+            )
+            return ref, path
+        resolved = self.resolve(ref)
+        try:
             metadata = self.registry.get(resolved)
             fmt, fallback = self.format_for(metadata, precision)
             path = fetch_artifact(
@@ -170,10 +194,7 @@ class ModelStore:
                 self.cache_dir if self.cache_dir is not None else self.registry.cache_dir,
             )
         except Exception as error:  # registry lookups, S3 and checksum errors alike
-            raise ModelStoreError(
-                f"cannot fetch model {ref} from the registry: {error}",
-                retryable=not isinstance(error, RegistryError | ValueError),
-            ) from error
+            raise _fetch_error(ref, error) from error
         self._record_fallback(resolved, precision, fallback)
         return resolved, Path(path)
 
@@ -490,7 +511,7 @@ class CameraRuntime:
         (also when the registry cannot answer now: the camera keeps its model and the next
         check asks again)."""
         try:
-            resolved, _ = self.models.model_path(alias, precision)
+            resolved = self.models.resolve(alias)
         except ModelStoreError as error:
             log.warning(
                 "camera %s: cannot check alias %s: %s; keeping %s",
@@ -503,7 +524,7 @@ class CameraRuntime:
         if resolved == running:
             return None
         log.info("camera %s: %s moved to %s; loading it", self.camera_id, alias, resolved)
-        return self.models.load(alias, precision)
+        return self.models.load(resolved, precision)
 
     def _switch_to_loaded(self) -> None:
         wanted, future = self._loading

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 
 from kit.compile.export import export_onnx, export_openvino
 from kit.compile.parity import ParityReport, parity_check
+from kit.core.contracts.model import INT8_FORMATS
 
 if TYPE_CHECKING:
     from kit.core.contracts.model import ModelMetadata, ModelRef
@@ -44,8 +45,6 @@ MAX_INT8_MAP50_DROP = 0.01
 """The most an INT8 model's mAP50 on held-out images may fall below the FP32 model's."""
 
 Int8Backend = Literal["onnxruntime", "openvino"]
-INT8_FORMATS: dict[str, str] = {"onnxruntime": "onnx_int8", "openvino": "openvino_int8"}
-"""The registry format each backend's INT8 model is registered as."""
 
 
 class Int8Refused(RuntimeError):

@@ -38,7 +38,7 @@ from kit.core.contracts import (
     parse,
     utc_now,
 )
-from kit.core.contracts.model import ModelMetadata, ModelRef
+from kit.core.contracts.model import INT8_FORMATS, ModelMetadata, ModelRef
 from kit.core.registry import RegistryError, RegistryReader, parse_model_ref
 from kit.core.timefmt import stamp
 from lambdas.alerts import RuleState
@@ -202,10 +202,6 @@ def replace_camera(
     )
 
 
-INT8_FORMATS = ("onnx_int8", "openvino_int8")
-"""The registry formats a camera with ``precision: int8`` can run (one per device backend)."""
-
-
 def _precision_problems(
     registry: RegistryReader, config: ControlConfig, cameras: list[str] | None
 ) -> list[dict[str, str]]:
@@ -229,7 +225,7 @@ def _precision_problems(
             metadata = registry.get(settings.model)
         except (RegistryError, ValueError):
             continue  # an unresolvable model is reported as such
-        if any(fmt in metadata.formats for fmt in INT8_FORMATS):
+        if any(fmt in metadata.formats for fmt in INT8_FORMATS.values()):
             continue
         named = (
             str(settings.model)

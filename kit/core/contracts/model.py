@@ -43,6 +43,10 @@ ExportFormat = Literal[
 """A registered model file's format; ``onnx_int8`` and ``openvino_int8`` are post-training INT8
 models that passed the accuracy gate (:mod:`kit.compile.quantize`)."""
 
+INT8_FORMATS: dict[str, ExportFormat] = {"onnxruntime": "onnx_int8", "openvino": "openvino_int8"}
+"""The registry format of an INT8 model, by the inference backend that runs it (the one place
+that says so: the quantizer registers it, a device downloads it, the control API asks for it)."""
+
 
 class ModelArtifact(Contract):
     """One file (or archive) of a model version in one format."""
