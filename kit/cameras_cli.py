@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kit.core.contracts import ControlConfig, parse
@@ -28,39 +27,14 @@ from kit.core.settings import Settings
 if TYPE_CHECKING:
     from kit.dashboard import ControlApiClient
 
-Command = Callable[[Settings, argparse.Namespace], int]
-
 CONFLICT_RETRIES = 3
 """How often ``set`` reads the config again when someone else changed it in between (409)."""
-
-
-class CameraCommandError(RuntimeError):
-    """What the control API refused or could not answer, as one line for ``kit: error:``."""
 
 
 def _client(settings: Settings) -> ControlApiClient:
     from kit.dashboard import ControlApiClient
 
     return ControlApiClient.from_settings(settings)
-
-
-def _one_line(message: str) -> str:
-    head, *rest = [line.strip() for line in message.splitlines() if line.strip()] or [""]
-    return " ".join([head, "; ".join(rest)]).strip()
-
-
-def _calling_api(command: Command) -> Command:
-    """Run ``command(settings, args)``, turning the control API's errors into one line."""
-
-    def run(settings: Settings, args: argparse.Namespace) -> int:
-        from kit.dashboard import ControlApiError
-
-        try:
-            return command(settings, args)
-        except ControlApiError as error:
-            raise CameraCommandError(_one_line(str(error))) from None
-
-    return run
 
 
 def describe_rule(rule: dict[str, Any]) -> str:
@@ -221,13 +195,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "list", help="every camera configured or seen: its model, precision, thresholds, rules"
     )
     listed.add_argument("--json", action="store_true", help="print JSON (one object a camera)")
-    listed.set_defaults(run=_calling_api(_list))
+    listed.set_defaults(run=_list)
 
     show = actions.add_parser(
         "show", help="one camera's effective settings and its own overrides, as JSON"
     )
     show.add_argument("camera", help="the camera id")
-    show.set_defaults(run=_calling_api(_show))
+    show.set_defaults(run=_show)
 
     change = actions.add_parser(
         "set",
@@ -274,4 +248,4 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "(keys: enabled, confidence_band, count_jump, random_share, max_per_hour); keys not "
         "given are kept",
     )
-    change.set_defaults(run=_calling_api(_set))
+    change.set_defaults(run=_set)

@@ -86,11 +86,22 @@ def describe_error(error: BaseException, settings: Settings | None) -> str | Non
         if code in DENIED:
             return f"{operation}: access denied ({code}): {message}"
         return f"{operation} failed ({code}): {message}"
+    # the control API's refusals and outages; only a command that imported its client can
+    # raise one, so an error of any other command does not import the dashboard package
+    client = sys.modules.get("kit.dashboard.client")
+    if client is not None and isinstance(error, client.ControlApiError):
+        return _one_line(str(error))
     if isinstance(
         error, SettingsError | LookupError | ValueError | RuntimeError | TimeoutError | OSError
     ):
         return str(error) or type(error).__name__
     return None
+
+
+def _one_line(message: str) -> str:
+    """``message`` folded into one line: its first line, then the others joined by ``; ``."""
+    head, *rest = [line.strip() for line in message.splitlines() if line.strip()] or [""]
+    return " ".join([head, "; ".join(rest)]).strip()
 
 
 def _region(settings: Settings | None) -> str:
