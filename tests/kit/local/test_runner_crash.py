@@ -49,14 +49,18 @@ def queue_depth(sqs, url: str) -> tuple[int, int]:
     )
 
 
-def locks_in_progress(dynamodb) -> int:
-    return dynamodb.scan(
+def locks_in_progress(dynamodb) -> set[str]:
+    """The payload ids whose claim is held (INPROGRESS), whether or not it has run out."""
+    held: set[str] = set()
+    for page in dynamodb.get_paginator("scan").paginate(
         TableName="lifecycle-idempotency",
         FilterExpression="#s = :in_progress",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}},
-        Select="COUNT",
-    )["Count"]
+        ProjectionExpression="id",
+    ):
+        held.update(item["id"]["S"] for item in page["Items"])
+    return held
 
 
 def stored_detections(dynamodb) -> int:
@@ -88,16 +92,27 @@ def test_runner_killed_mid_batch_dead_letters_no_valid_payload(own_stack, aws):
             Entries=[{"Id": str(n), "MessageBody": payload(n)} for n in range(start, start + 10)],
         )
 
+    # A kill counts when it leaves a claim held that no earlier kill left: the runner is killed
+    # as soon as such a claim is seen (not on a guess at how long a batch takes to reach its
+    # claims, which a cold start on a busy machine outlasts).
     interrupted_locks = 0
+    left_held: set[str] = set()
     for _ in range(MAX_KILLS):
         if interrupted_locks >= WANTED_INTERRUPTED_LOCKS:
             break
         runner = psutil.Process(own_stack.status().services["runner"]["pid"])
-        wait_until(lambda: queue_depth(sqs, url)[1] > 0, what="the runner to receive a batch")
+        wait_until(
+            lambda known=frozenset(left_held): locks_in_progress(dynamodb) - known,
+            timeout=120,
+            interval=0.005,
+            what="the runner to claim a payload",
+        )
         runner.kill()
         wait_until_exited([runner], what="the killed runner")
-        if locks_in_progress(dynamodb) > interrupted_locks:
+        new_held = locks_in_progress(dynamodb) - left_held
+        if new_held:
             interrupted_locks += 1
+            left_held |= new_held
         own_stack.up()  # a new runner
     assert interrupted_locks >= 1, "no kill interrupted a payload while it was locked"
 
