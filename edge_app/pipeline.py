@@ -157,14 +157,16 @@ class CameraProcessor:
         Raises:
             ValueError: for an image that is not an ``(H, W, 3)`` uint8 frame (nothing is queued).
         """
-        buffer = self._free_inputs.pop() if self._free_inputs else self.detector.new_input_buffer()
+        buffer = self._free_inputs.pop() if self._free_inputs else None
         try:
+            # a buffer of another shape is replaced (a rectangular model follows the frame size)
             tensor, info = self.detector.preprocess(frame.image, out=buffer)
             job = self.detector.submit(tensor)
         except BaseException:
-            self._free_inputs.append(buffer)
+            if buffer is not None:
+                self._free_inputs.append(buffer)
             raise
-        self._in_flight.append((frame, info, buffer, job))
+        self._in_flight.append((frame, info, tensor, job))
 
     def collect(self) -> FrameResult:
         """Wait for the oldest submitted frame, then track and count it.

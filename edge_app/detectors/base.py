@@ -90,10 +90,13 @@ class InferenceBackend(ABC):
         model_path: The model file or directory it was loaded from.
         metadata: What the model says about itself (class names, input size, ...).
         max_in_flight: How many inferences run at once; more jobs wait in the backend's queue.
+        dynamic_hw: Whether the model takes inputs of any height and width (a ``dynamic``
+            export), so each frame can be inferred at its own aspect ratio.
     """
 
     name: str = ""
     max_in_flight: int = 1
+    dynamic_hw: bool = False
 
     def __init__(self, model_path: Path, metadata: DetectorMetadata) -> None:
         self.model_path = model_path

@@ -14,9 +14,11 @@ from edge_app.detectors.base import InferenceBackend, InferenceJob
 from edge_app.detectors.config import AutoInferenceConfig, InferenceConfig, inference_config
 from edge_app.detectors.processing import (
     LetterboxInfo,
+    check_frame,
     decode_end2end_output,
     decode_yolo_output,
     frame_to_tensor,
+    rect_input_hw,
 )
 from kit.core.contracts.control import DEFAULT_IOU, DEFAULT_MAX_DETECTIONS
 
@@ -67,12 +69,28 @@ class Detector:
 
     @property
     def imgsz(self) -> tuple[int, int]:
-        """Network input size ``(height, width)``."""
+        """Network input size ``(height, width)`` (for a model with dynamic height and width,
+        the size a frame is scaled to fit)."""
         return self.metadata.imgsz
 
-    def new_input_buffer(self) -> np.ndarray:
-        """A ``(1, 3, H, W)`` float32 buffer for `preprocess` to write into."""
-        return np.empty((1, 3, *self.imgsz), dtype=np.float32)
+    @property
+    def rectangular(self) -> bool:
+        """Whether frames are inferred at their own aspect ratio: the model takes any height and
+        width (a ``dynamic`` export), so a frame is padded only up to the stride, as ultralytics'
+        rectangular inference does (`rect_input_hw`), instead of to a square ``imgsz``."""
+        return self.backend.dynamic_hw
+
+    def input_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """The network input size ``(height, width)`` for frames of ``frame_hw``."""
+        if self.rectangular:
+            return rect_input_hw(frame_hw, self.imgsz, self.metadata.stride)
+        return self.imgsz
+
+    def new_input_buffer(self, frame_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """A ``(1, 3, H, W)`` float32 buffer for `preprocess` to write frames of ``frame_hw``
+        into (default: a square ``imgsz``)."""
+        input_hw = self.imgsz if frame_hw is None else self.input_hw(frame_hw)
+        return np.empty((1, 3, *input_hw), dtype=np.float32)
 
     def preprocess(
         self, frame: np.ndarray, out: np.ndarray | None = None
@@ -81,12 +99,21 @@ class Detector:
 
         Args:
             frame: ``(H, W, 3)`` uint8 BGR image.
-            out: Buffer from `new_input_buffer` to fill; a new one when omitted.
+            out: Buffer from `new_input_buffer` to fill; a new one when omitted, or when its
+                shape is not the one this frame needs (a rectangular model's input follows the
+                frame's aspect ratio).
 
         Returns:
-            The input tensor and where the frame sits in it.
+            The input tensor (``out`` when it was used) and where the frame sits in it.
+
+        Raises:
+            ValueError: for an image that is not an ``(H, W, 3)`` uint8 frame.
         """
-        return frame_to_tensor(frame, self.imgsz, out=out)
+        check_frame(frame)
+        input_hw = self.input_hw(frame.shape[:2])
+        if out is not None and out.shape[2:] != input_hw:
+            out = None
+        return frame_to_tensor(frame, input_hw, out=out, fit_hw=self.imgsz)
 
     @property
     def max_in_flight(self) -> int:
@@ -166,6 +193,7 @@ class Detector:
             >>> # detections.counts()  -> {"bottle": 3, "person": 0}
         """
         tensor, info = self.preprocess(frame, out=self._input)
+        self._input = tensor  # a rectangular model's next frame of this size reuses it
         return self.postprocess(
             self.infer(tensor), info, conf=conf, iou=iou, classes=classes, max_det=max_det
         )

@@ -98,6 +98,9 @@ class OnnxRuntimeBackend(InferenceBackend):
         super().__init__(model_path, DetectorMetadata.from_mapping(values, source=str(model_path)))
         self.config = config
         self.max_in_flight = threads if config.performance_hint == "throughput" else 1
+        self.dynamic_hw = len(model_input.shape) == 4 and not all(
+            isinstance(d, int) for d in model_input.shape[2:]
+        )
         self._input_name = model_input.name
         self._input_dtype = INPUT_DTYPES.get(model_input.type, np.float32)
         self._output_names = [self.session.get_outputs()[0].name]

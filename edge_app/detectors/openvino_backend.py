@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from edge_app.detectors.metadata import DetectorMetadata, read_metadata_yaml, re
 log = logging.getLogger(__name__)
 
 OPENVINO_PIN = "openvino==2026.4.1"
+MAX_INPUT_SHAPES = 8
+"""Input sizes a model with dynamic height and width keeps compiled at once (one per camera
+aspect ratio in practice); the least recently used one is dropped beyond that."""
 
 
 def resolve_openvino_model(path: str | Path) -> Path:
@@ -99,6 +103,10 @@ class OpenVinoBackend(InferenceBackend):
             the device's precision, `default_thread_count` threads, ``throughput``).
         class_names: Overrides the names in the model's metadata.
 
+    A model with dynamic height and width (a ``dynamic`` export) is compiled once per input
+    size it is given, each with static shapes: static shapes are what the CPU plugin runs
+    fastest, and a camera's frames are all one size (`Detector.rectangular`).
+
     Attributes:
         precision: The precision the compiled model computes in (``"f32"``, ``"bf16"`` ...):
             the config's when the device has it, else what the device chose instead.
@@ -143,7 +151,12 @@ class OpenVinoBackend(InferenceBackend):
             Path(model_path), DetectorMetadata.from_mapping(values, source=str(model_file))
         )
         self.config = config
-        self.compiled_model = core.compile_model(model, config.device, compile_properties(config))
+        self.dynamic_hw = len(shape) == 4 and min(shape[2:]) < 0
+        self._core, self._model = core, model
+        self._lock = threading.Lock()
+        self._compile_lock = threading.Lock()
+        self._shapes: OrderedDict[tuple[int, int], _Compiled] = OrderedDict()
+        self.compiled_model = self._compiled_for(tuple(self.metadata.imgsz)).model
         self.precision = self._compiled_precision()
         if config.precision is not None and self.precision not in (None, config.precision):
             log.warning(
@@ -159,8 +172,43 @@ class OpenVinoBackend(InferenceBackend):
             self.max_in_flight = max(1, int(optimal))
         self._tensor = ov.Tensor
         self._input_dtype = self.compiled_model.inputs[0].get_element_type().to_dtype()
-        self._idle: list = []
-        self._lock = threading.Lock()
+
+    @property
+    def input_shapes(self) -> list[tuple[int, int]]:
+        """The input sizes ``(height, width)`` compiled for now, least recently used first (a
+        model with static shapes: its own)."""
+        with self._lock:
+            if not self.dynamic_hw:
+                return [tuple(self.compiled_model.inputs[0].get_shape())[2:]]
+            return list(self._shapes)
+
+    def _compiled_for(self, input_hw: tuple[int, int]) -> _Compiled:
+        """The model compiled for ``(1, 3, *input_hw)`` inputs (a static model: as it is)."""
+        key = tuple(input_hw) if self.dynamic_hw else (0, 0)
+        with self._lock:
+            compiled = self._shapes.get(key)
+            if compiled is not None:
+                self._shapes.move_to_end(key)
+                return compiled
+        with self._compile_lock:  # one compilation at a time; cameras of other sizes go on
+            with self._lock:
+                compiled = self._shapes.get(key)
+            if compiled is None:
+                model = self._model
+                if self.dynamic_hw:
+                    model = model.clone()
+                    model.reshape({model.inputs[0]: [1, 3, *input_hw]})
+                    log.info("OpenVINO: compiling %s for %s inputs", self.model_path, input_hw)
+                compiled = _Compiled(
+                    self._core.compile_model(
+                        model, self.config.device, compile_properties(self.config)
+                    )
+                )
+                with self._lock:
+                    self._shapes[key] = compiled
+                    while len(self._shapes) > MAX_INPUT_SHAPES:
+                        self._shapes.popitem(last=False)
+        return compiled
 
     def _compiled_precision(self) -> str | None:
         """``INFERENCE_PRECISION_HINT`` of the compiled model; None where the device (AUTO,
@@ -197,21 +245,32 @@ class OpenVinoBackend(InferenceBackend):
         # time of start_async({0: tensor}), whose generic input dispatch costs about 0.1 ms a
         # frame; a tensor of another dtype or layout is converted (copied) first
         tensor = np.ascontiguousarray(tensor, dtype=self._input_dtype)
+        compiled = self._compiled_for(tensor.shape[2:])
         with self._lock:
-            request = self._idle.pop() if self._idle else None
+            request = compiled.idle.pop() if compiled.idle else None
         if request is None:
-            request = self.compiled_model.create_infer_request()
+            request = compiled.model.create_infer_request()
         try:
             request.set_input_tensor(self._tensor(tensor, shared_memory=True))
             request.start_async()
         except BaseException:
-            self._release(request)
+            self._release(request, compiled)
             raise
-        return _RequestJob(self, request, tensor)
+        return _RequestJob(self, request, tensor, compiled)
 
-    def _release(self, request) -> None:
+    def _release(self, request, compiled: _Compiled) -> None:
         with self._lock:
-            self._idle.append(request)
+            compiled.idle.append(request)
+
+
+class _Compiled:
+    """A compiled model and its infer requests not in use."""
+
+    __slots__ = ("idle", "model")
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.idle: list = []
 
 
 class _RequestJob(InferenceJob):
@@ -221,12 +280,15 @@ class _RequestJob(InferenceJob):
     (the camera thread that submitted the job).
     """
 
-    __slots__ = ("_backend", "_input", "_request")
+    __slots__ = ("_backend", "_compiled", "_input", "_request")
 
-    def __init__(self, backend: OpenVinoBackend, request, tensor: np.ndarray) -> None:
+    def __init__(
+        self, backend: OpenVinoBackend, request, tensor: np.ndarray, compiled: _Compiled
+    ) -> None:
         super().__init__()
         self._backend = backend
         self._request = request
+        self._compiled = compiled
         self._input = tensor  # the request reads it until done: keep it alive until then
 
     def done(self) -> bool:
@@ -248,7 +310,7 @@ class _RequestJob(InferenceJob):
                 except Exception as error:  # noqa: BLE001 - raised below, like any inference error
                     self.set_error(error)
             self._request = self._input = None
-            self._backend._release(request)
+            self._backend._release(request, self._compiled)
         return super().result(timeout=0)
 
     def _wait(self, wait) -> bool:

@@ -48,12 +48,26 @@ class LetterboxInfo:
     pad_left: int
 
     @classmethod
-    def compute(cls, frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> LetterboxInfo:
-        """The placement ultralytics' ``LetterBox(auto=False, center=True)`` chooses."""
+    def compute(
+        cls,
+        frame_hw: tuple[int, int],
+        input_hw: tuple[int, int],
+        fit_hw: tuple[int, int] | None = None,
+    ) -> LetterboxInfo:
+        """The placement ultralytics' ``LetterBox(center=True)`` chooses.
+
+        Args:
+            frame_hw: the frame's ``(height, width)``.
+            input_hw: the network input's.
+            fit_hw: the size the frame is scaled to fit (default ``input_hw``); a rectangular
+                input (:func:`rect_input_hw`) is the frame fitted into the model's ``imgsz``
+                plus the padding up to the stride, so the scale comes from ``imgsz``.
+        """
         height, width = frame_hw
         if height <= 0 or width <= 0:
             raise ValueError(f"frame size must be positive, got height={height}, width={width}")
-        ratio = min(input_hw[0] / height, input_hw[1] / width)
+        fit_hw = input_hw if fit_hw is None else fit_hw
+        ratio = min(fit_hw[0] / height, fit_hw[1] / width)
         # Python's round() (half to even) on Python floats, exactly as ultralytics does.
         resized_w, resized_h = max(round(width * ratio), 1), max(round(height * ratio), 1)
         pad_w, pad_h = (input_hw[1] - resized_w) / 2, (input_hw[0] - resized_h) / 2
@@ -87,6 +101,33 @@ class LetterboxInfo:
         xyxy[:, 0::2] /= gain_x
         xyxy[:, 1::2] /= gain_y
         return clip_boxes(xyxy, (self.frame_hw[1], self.frame_hw[0]), out=xyxy)
+
+
+def rect_input_hw(
+    frame_hw: tuple[int, int], imgsz: tuple[int, int], stride: int
+) -> tuple[int, int]:
+    """The smallest input a model with dynamic height and width needs for a ``frame_hw`` frame:
+    the frame scaled to fit ``imgsz`` and padded up to a multiple of ``stride`` only, as
+    ultralytics' ``LetterBox(auto=True)`` (its rectangular inference) does.
+
+    A 640x480 camera at ``imgsz`` 320 is inferred at 320x256 instead of 320x320: a fifth fewer
+    pixels, so a fifth less inference.
+
+    Examples:
+        >>> rect_input_hw((480, 640), (320, 320), 32)
+        (256, 320)
+        >>> rect_input_hw((1080, 1920), (640, 640), 32)
+        (384, 640)
+    """
+    height, width = frame_hw
+    if height <= 0 or width <= 0:
+        raise ValueError(f"frame size must be positive, got height={height}, width={width}")
+    ratio = min(imgsz[0] / height, imgsz[1] / width)
+    resized_w, resized_h = max(round(width * ratio), 1), max(round(height * ratio), 1)
+    return (
+        resized_h + (imgsz[0] - resized_h) % stride,
+        resized_w + (imgsz[1] - resized_w) % stride,
+    )
 
 
 def letterbox(
@@ -130,13 +171,17 @@ def check_frame(frame: np.ndarray) -> None:
 
 
 def frame_to_tensor(
-    frame: np.ndarray, input_hw: tuple[int, int], out: np.ndarray | None = None
+    frame: np.ndarray,
+    input_hw: tuple[int, int],
+    out: np.ndarray | None = None,
+    fit_hw: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, LetterboxInfo]:
     """Letterbox a BGR uint8 frame into a ``(1, 3, H, W)`` float32 RGB tensor scaled to 0..1.
 
     Writes straight into ``out`` when given (a preallocated input buffer): the resized frame
     goes into the middle and only the padding strips are filled, so no padded uint8 image and
-    no second float copy are made.
+    no second float copy are made. ``fit_hw`` is :meth:`LetterboxInfo.compute`'s (the size the
+    frame is scaled to fit, when ``input_hw`` is a rectangular input).
 
     Examples:
         >>> import numpy as np
@@ -145,7 +190,7 @@ def frame_to_tensor(
         ((1, 3, 320, 320), dtype('float32'), 40)
     """
     check_frame(frame)
-    info = LetterboxInfo.compute(frame.shape[:2], input_hw)
+    info = LetterboxInfo.compute(frame.shape[:2], input_hw, fit_hw)
     shape = (1, 3, *input_hw)
     if out is None:
         out = np.empty(shape, dtype=np.float32)

@@ -106,7 +106,7 @@ def export_onnx(
     half: bool = False,
     int8: bool = False,
     data: str | Path | None = None,
-    dynamic: bool = False,
+    dynamic: bool = True,
     simplify: bool = True,
     opset: int | None = None,
     output: str | Path | None = None,
@@ -120,7 +120,10 @@ def export_onnx(
         half: FP16 weights (inputs and outputs stay FP32).
         int8: INT8 static quantization with ONNX Runtime; needs ``data``.
         data: a data.yaml whose images calibrate INT8.
-        dynamic: dynamic batch and image size axes.
+        dynamic: dynamic batch and image size axes (the default): the edge runtime infers each
+            camera's frames at their aspect ratio, as ultralytics' rectangular inference does (a
+            640x480 camera at 320 runs 320x256). ``False`` for a compiler or runtime that needs
+            fixed shapes (SageMaker Neo).
         simplify: simplify the graph with onnxslim.
         opset: ONNX opset (default: ultralytics' choice).
         output: the file to write (default ``<weights stem>[_fp16|_int8].onnx`` next to the weights).
@@ -167,7 +170,7 @@ def export_openvino(
     half: bool = False,
     int8: bool = False,
     data: str | Path | None = None,
-    dynamic: bool = False,
+    dynamic: bool = True,
     output: str | Path | None = None,
     verbose: bool = False,
 ) -> Path:
@@ -182,7 +185,10 @@ def export_openvino(
         half: compress weights to FP16.
         int8: INT8 post-training quantization with NNCF; needs ``data`` and the ``nncf`` package.
         data: a data.yaml whose images calibrate INT8.
-        dynamic: dynamic input shapes.
+        dynamic: dynamic input shapes (the default): the edge runtime compiles the model for
+            each camera's frame size and infers it at the frame's aspect ratio, as ultralytics'
+            rectangular inference does (a 640x480 camera at 320 runs 320x256: a fifth less
+            work than 320x320). ``False`` for a runtime that needs fixed shapes.
         output: the folder to write (default ``<weights stem>[_fp16|_int8]_openvino_model`` next
             to the weights).
         verbose: show ultralytics' log.

@@ -280,7 +280,11 @@ def package_for_neo(
     with tempfile.TemporaryDirectory(prefix="kit-neo-") as scratch:
         if framework == "ONNX":
             model_file = export_onnx(
-                weights, imgsz, opset=NEO_ONNX_OPSET, output=Path(scratch) / "model.onnx"
+                weights,
+                imgsz,
+                opset=NEO_ONNX_OPSET,
+                dynamic=False,  # Neo compiles for the input shape its job names
+                output=Path(scratch) / "model.onnx",
             )
         else:
             arguments = {"imgsz": imgsz} if imgsz else {}

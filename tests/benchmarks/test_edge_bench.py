@@ -143,9 +143,8 @@ def run_decode_and_infer(detector, video: Path, depth: int) -> float:
                 job.result()
                 buffers.append(buffer)
                 stamps.append(time.perf_counter())
-            buffer = buffers.pop()
-            tensor, _ = detector.preprocess(frame.image, out=buffer)
-            jobs.append((buffer, detector.submit(tensor)))
+            tensor, _ = detector.preprocess(frame.image, out=buffers.pop())
+            jobs.append((tensor, detector.submit(tensor)))  # the buffer the frame needed
     for _, job in jobs:
         job.result()
         stamps.append(time.perf_counter())

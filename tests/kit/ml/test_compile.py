@@ -44,7 +44,9 @@ def assert_boxes_compared(report: ParityReport) -> None:
 def test_onnx_fp32_export_passes_parity(trained, onnx_fp32, shapes_dataset):
     assert onnx_fp32 == trained.weights.with_name("best.onnx")
     graph = onnx.load(onnx_fp32).graph
-    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 3, 64, 64]
+    # height and width dynamic by default: the edge runtime infers each camera rectangularly
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims][1] == 3 and all(d.dim_param for d in dims[2:])
 
     report = parity_check(trained.weights, onnx_fp32, shapes_dataset, conf=LOW_CONF, strict=True)
     assert report.passed and report.box_agreement == 1.0
@@ -52,6 +54,13 @@ def test_onnx_fp32_export_passes_parity(trained, onnx_fp32, shapes_dataset):
     assert_boxes_compared(report)
     assert report.map50_difference is not None and report.map50_difference <= 0.02
     assert "PASSED" in str(report)
+
+
+def test_a_static_export_is_made_when_asked(trained, tmp_path):
+    """Neo and other compilers need fixed shapes: ``dynamic=False`` gives them."""
+    static = export_onnx(trained.weights, dynamic=False, output=tmp_path / "static.onnx")
+    graph = onnx.load(static).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 3, 64, 64]
 
 
 def test_onnx_fp16_halves_the_file_and_keeps_parity(trained, onnx_fp32, shapes_dataset):
@@ -77,7 +86,8 @@ def test_openvino_export_passes_parity(trained, shapes_dataset):
 
 
 def test_an_export_at_the_wrong_size_fails_parity(trained, shapes_dataset, tmp_path):
-    wrong = export_onnx(trained.weights, 128, output=tmp_path / "wrong.onnx")
+    # fixed at 128 (a dynamic export would run at any size, the right one included)
+    wrong = export_onnx(trained.weights, 128, dynamic=False, output=tmp_path / "wrong.onnx")
     with pytest.raises(ParityError, match="box agreement") as caught:
         parity_check(trained.weights, wrong, shapes_dataset, conf=LOW_CONF, strict=True)
     assert not caught.value.report.passed
