@@ -130,6 +130,18 @@ def test_int8_vs_fp16_vs_fp32(shelf):
             "| pipeline fps | pipeline × FP32 | INT8 gate |",
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
+            "",
+            "The models are the kit's exports (dynamic height and width), so the 640x480 frames "
+            "are inferred at 320x256 (rectangular inference, [edge](edge.md#how-frames-are-"
+            "analysed)).",
+            "",
+            "To run a model in INT8, add the format to its registered version, `kit models "
+            "quantize shelf:3 --backend openvino` (or `onnxruntime`; the same gate, calibrated "
+            "and judged on the version's own dataset unless `--data` names another), and set the "
+            "cameras' `precision` to `int8` in the control panel. The format is `onnx_int8` or "
+            "`openvino_int8` in the version's metadata, with its mAP50 and drop as "
+            "`<format>/mAP50` and `<format>/mAP50_drop`; a camera whose model has none runs FP32 "
+            "and says so in its heartbeat ([edge](edge.md#inference-backends)).",
         ]
     )
     write_section("INT8 at the edge", body)
