@@ -542,11 +542,11 @@ def write_report() -> None:
             "inference runs on the same cores too; ceiling/a is what is left after decoding and "
             "letterboxing alone. b/c above 1 means our pipeline is faster than ultralytics' loop "
             "on the same model. a/c is the runtime's own best against ultralytics: since b <= a, "
-            "no pipeline on the same export beats ultralytics by more than a/c. On a fixed "
-            "640x640 export a/c is small: inference fills the cores in both, and what is left to "
-            "win is the overlap of decoding and inference; on the kit's dynamic export our "
-            "runtime also runs a static, smaller network per camera where ultralytics runs the "
-            "dynamic one. An AWS Panorama appliance application took 8 streams.",
+            "no pipeline on the same export beats ultralytics by more than a/c. Where a/c is "
+            "near 1, inference fills the cores in both and what is left to win is the overlap of "
+            "decoding and inference; on the kit's dynamic export both run the smaller "
+            "rectangular input, ours compiled with static shapes for it, ultralytics' with "
+            "dynamic shapes. An AWS Panorama appliance application took 8 streams.",
             "",
             "Where the camera thread's time goes in one pipeline run (cProfile, own time per "
             "function, the top 8; waiting for the runtime is `wait`/`acquire`; the reader "
