@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.wait import wait_until, wait_until_exited
 
-PAYLOADS = 600
+PAYLOADS = 300
 WANTED_INTERRUPTED_LOCKS = 2
 MAX_KILLS = 10
 
