@@ -10,6 +10,7 @@ heartbeats while the rest keeps running.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -44,8 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, SpoolInUseError) as error:
         print(f"edge_app: {args.config}: {error}", file=sys.stderr)
         return 2
+
+    def stop(*_) -> None:
+        # Closing is bounded step by step (cameras, the last heartbeat, the spool's flush), but
+        # a thread the interpreter waits for at exit (a model download on a hung connection)
+        # is not: past `stop_grace_s` every thread's stack goes to the log and the process
+        # exits with status 1.
+        faulthandler.dump_traceback_later(config.stop_grace_s, exit=True)
+        app.stop()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: app.stop())
+        signal.signal(signum, stop)
     app.run()
     return 0
 

@@ -111,6 +111,14 @@ class DeviceConfig(_Strict):
         default=None, description="config used until (or instead of) the backend's"
     )
     backend_retry_max_s: float = Field(default=30.0, ge=0.1, le=600)
+    stop_grace_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=600,
+        description="seconds stopping may take after SIGINT/SIGTERM; past them the app writes "
+        "every thread's stack to its log and exits with status 1 (a hung network call or model "
+        "download never holds up a service manager's stop)",
+    )
     base_dir: Path = Field(default=Path("."), description="relative paths are relative to this")
 
     @model_validator(mode="after")

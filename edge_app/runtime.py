@@ -23,10 +23,11 @@ batches). Neither repeats what is here.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -671,7 +672,7 @@ class DeviceRuntime:
         )
         self.control_poll = control_poll
         self.cameras: dict[str, CameraRuntime] = {}
-        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+        self.loader = DaemonExecutor("model-loader")
         self.started_monotonic = time.monotonic()
         self._control = self.services.control.current
         self._lock = threading.Lock()
@@ -799,3 +800,64 @@ class DeviceRuntime:
             self.send_heartbeat()
             if self._stop.wait(self.config.heartbeat_s):
                 return
+
+
+class DaemonExecutor(Executor):
+    """Runs submitted calls one after another on one daemon thread (the device's model loads).
+
+    A `ThreadPoolExecutor`'s threads are joined when the interpreter exits, so a model download
+    stuck on a connection that never answers (botocore waits 60 s a try, and tries again) held
+    up the process's exit after SIGTERM; this thread does not.
+
+    Args:
+        name: the thread's name (in logs and stack dumps).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        """Queue ``fn(*args, **kwargs)``; its future.
+
+        Raises:
+            RuntimeError: after `shutdown`.
+        """
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot run anything more: the executor was shut down")
+            future: Future = Future()
+            self._queue.put((future, fn, args, kwargs))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Run nothing more (what is queued is cancelled with ``cancel_futures``, else run
+        first); with ``wait``, wait for the thread to finish."""
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:  # a sentinel of an earlier shutdown
+                        item[0].cancel()
+            self._queue.put(None)
+        if wait:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as error:  # noqa: BLE001 - handed to whoever waits on it
+                future.set_exception(error)
+            else:
+                future.set_result(result)
