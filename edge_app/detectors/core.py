@@ -86,11 +86,10 @@ class Detector:
             return rect_input_hw(frame_hw, self.imgsz, self.metadata.stride)
         return self.imgsz
 
-    def new_input_buffer(self, frame_hw: tuple[int, int] | None = None) -> np.ndarray:
-        """A ``(1, 3, H, W)`` float32 buffer for `preprocess` to write frames of ``frame_hw``
-        into (default: a square ``imgsz``)."""
-        input_hw = self.imgsz if frame_hw is None else self.input_hw(frame_hw)
-        return np.empty((1, 3, *input_hw), dtype=np.float32)
+    def new_input_buffer(self) -> np.ndarray:
+        """A ``(1, 3, H, W)`` float32 buffer of the square ``imgsz`` for `preprocess` to write
+        into (a rectangular model's frames replace it with one of their size)."""
+        return np.empty((1, 3, *self.imgsz), dtype=np.float32)
 
     def preprocess(
         self, frame: np.ndarray, out: np.ndarray | None = None
@@ -109,7 +108,9 @@ class Detector:
         Raises:
             ValueError: for an image that is not an ``(H, W, 3)`` uint8 frame.
         """
-        check_frame(frame)
+        if not self.rectangular:  # frame_to_tensor checks the frame
+            return frame_to_tensor(frame, self.imgsz, out=out)
+        check_frame(frame)  # before its shape is used
         input_hw = self.input_hw(frame.shape[:2])
         if out is not None and out.shape[2:] != input_hw:
             out = None

@@ -182,14 +182,13 @@ class OpenVinoBackend(InferenceBackend):
                 return [tuple(self.compiled_model.inputs[0].get_shape())[2:]]
             return list(self._shapes)
 
+    def _key(self, input_hw: tuple[int, int]) -> tuple[int, int]:
+        return tuple(input_hw) if self.dynamic_hw else (0, 0)
+
     def _compiled_for(self, input_hw: tuple[int, int]) -> _Compiled:
-        """The model compiled for ``(1, 3, *input_hw)`` inputs (a static model: as it is)."""
-        key = tuple(input_hw) if self.dynamic_hw else (0, 0)
-        with self._lock:
-            compiled = self._shapes.get(key)
-            if compiled is not None:
-                self._shapes.move_to_end(key)
-                return compiled
+        """The model compiled for ``(1, 3, *input_hw)`` inputs (a static model: as it is),
+        compiled now unless it is already."""
+        key = self._key(input_hw)
         with self._compile_lock:  # one compilation at a time; cameras of other sizes go on
             with self._lock:
                 compiled = self._shapes.get(key)
@@ -245,9 +244,14 @@ class OpenVinoBackend(InferenceBackend):
         # time of start_async({0: tensor}), whose generic input dispatch costs about 0.1 ms a
         # frame; a tensor of another dtype or layout is converted (copied) first
         tensor = np.ascontiguousarray(tensor, dtype=self._input_dtype)
-        compiled = self._compiled_for(tensor.shape[2:])
-        with self._lock:
-            request = compiled.idle.pop() if compiled.idle else None
+        key = self._key(tensor.shape[2:])
+        with self._lock:  # one lock a frame: the compiled model and an idle request
+            compiled = self._shapes.get(key)
+            if compiled is not None:
+                self._shapes.move_to_end(key)
+            request = compiled.idle.pop() if compiled is not None and compiled.idle else None
+        if compiled is None:  # a new input size
+            compiled = self._compiled_for(tensor.shape[2:])
         if request is None:
             request = compiled.model.create_infer_request()
         try:
