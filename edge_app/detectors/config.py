@@ -186,6 +186,14 @@ class OpenVinoConfig(_BackendConfig):
         description="INFERENCE_PRECISION_HINT: the precision the device computes in (default: "
         "the device's choice: bf16 on CPUs with AMX or AVX512-BF16, f16 on GPUs, else f32)",
     )
+    max_batch: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="throughput, models with a dynamic batch size (the kit's exports): when "
+        "the device is busy, frames of several cameras waiting for it are inferred together "
+        "as one batch of up to this many (more frames a second per core); 1: never batch",
+    )
 
     @field_validator("device", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +29,10 @@ OPENVINO_PIN = "openvino==2026.4.1"
 MAX_INPUT_SHAPES = 8
 """Input sizes a model with dynamic height and width keeps compiled at once (one per camera
 aspect ratio in practice); the least recently used one is dropped beyond that."""
+QUEUED_PER_STREAM = 2
+"""With batching, requests started at once per stream: one running and one queued, so that a
+stream never waits for Python to hand it its next batch."""
+_IDLE_EXIT_S = 5.0  # a batching backend's completion thread ends after this long with no work
 
 
 def resolve_openvino_model(path: str | Path) -> Path:
@@ -107,9 +111,14 @@ class OpenVinoBackend(InferenceBackend):
     size it is given, each with static shapes: static shapes are what the CPU plugin runs
     fastest, and a camera's frames are all one size (`Detector.rectangular`).
 
+    With the ``throughput`` hint and a model whose batch size is dynamic (the kit's exports),
+    frames of several cameras that wait for a busy device are inferred together, up to
+    ``max_batch`` at once (`_Batcher`); each still gets its own output.
+
     Attributes:
         precision: The precision the compiled model computes in (``"f32"``, ``"bf16"`` ...):
             the config's when the device has it, else what the device chose instead.
+        max_batch: The most frames inferred as one batch (1: one frame a request).
 
     Raises:
         ImportError: when the ``openvino`` package is not installed.
@@ -152,6 +161,7 @@ class OpenVinoBackend(InferenceBackend):
         )
         self.config = config
         self.dynamic_hw = len(shape) == 4 and min(shape[2:]) < 0
+        self._dynamic_batch = bool(shape) and shape[0] == -1
         self._core, self._model = core, model
         self._lock = threading.Lock()
         self._compile_lock = threading.Lock()
@@ -172,6 +182,17 @@ class OpenVinoBackend(InferenceBackend):
             self.max_in_flight = max(1, int(optimal))
         self._tensor = ov.Tensor
         self._input_dtype = self.compiled_model.inputs[0].get_element_type().to_dtype()
+        self.max_batch = 1
+        if self._dynamic_batch and config.performance_hint == "throughput":
+            self.max_batch = config.max_batch
+        self._batcher = (
+            _Batcher(self, self.max_in_flight * QUEUED_PER_STREAM) if self.max_batch > 1 else None
+        )
+
+    @property
+    def batch_counts(self) -> dict[int, int]:
+        """Batches run so far by their size (``{1: 900, 4: 25}``); empty without batching."""
+        return dict(self._batcher.counts) if self._batcher is not None else {}
 
     @property
     def input_shapes(self) -> list[tuple[int, int]]:
@@ -182,32 +203,69 @@ class OpenVinoBackend(InferenceBackend):
                 return [tuple(self.compiled_model.inputs[0].get_shape())[2:]]
             return list(self._shapes)
 
+    def compiled_batches(self, input_hw: tuple[int, int]) -> list[int]:
+        """The batch sizes compiled for inputs of ``input_hw``, ascending."""
+        with self._lock:
+            compiled = self._shapes.get(self._key(input_hw))
+            return sorted(compiled.batches) if compiled is not None else []
+
     def _key(self, input_hw: tuple[int, int]) -> tuple[int, int]:
         return tuple(input_hw) if self.dynamic_hw else (0, 0)
 
-    def _compiled_for(self, input_hw: tuple[int, int]) -> _Compiled:
-        """The model compiled for ``(1, 3, *input_hw)`` inputs (a static model: as it is),
+    def _compiled_for(self, input_hw: tuple[int, int], batch: int = 1) -> _Compiled:
+        """The model compiled for ``(batch, 3, *input_hw)`` inputs (a static model: as it is),
         compiled now unless it is already."""
         key = self._key(input_hw)
         with self._compile_lock:  # one compilation at a time; cameras of other sizes go on
             with self._lock:
-                compiled = self._shapes.get(key)
+                shape = self._shapes.get(key)
+                compiled = shape.batches.get(batch) if shape is not None else None
             if compiled is None:
                 model = self._model
-                if self.dynamic_hw:
+                if self.dynamic_hw or self._dynamic_batch:
                     model = model.clone()
-                    model.reshape({model.inputs[0]: [1, 3, *input_hw]})
-                    log.info("OpenVINO: compiling %s for %s inputs", self.model_path, input_hw)
+                    hw = input_hw
+                    if not self.dynamic_hw:
+                        hw = [d.get_length() for d in model.inputs[0].get_partial_shape()[2:]]
+                    model.reshape({model.inputs[0]: [batch, 3, *hw]})
+                    log.info(
+                        "OpenVINO: compiling %s for %s inputs, batch %d",
+                        self.model_path,
+                        tuple(input_hw),
+                        batch,
+                    )
                 compiled = _Compiled(
                     self._core.compile_model(
                         model, self.config.device, compile_properties(self.config)
-                    )
+                    ),
+                    batch,
                 )
                 with self._lock:
-                    self._shapes[key] = compiled
-                    while len(self._shapes) > MAX_INPUT_SHAPES:
-                        self._shapes.popitem(last=False)
+                    shape = self._shapes.get(key)
+                    if shape is None and batch == 1:
+                        shape = self._shapes[key] = _Shape()
+                        while len(self._shapes) > MAX_INPUT_SHAPES:
+                            self._shapes.popitem(last=False)
+                    if shape is not None:  # (a size dropped meanwhile keeps no batches)
+                        shape.batches[batch] = compiled
         return compiled
+
+    def prepare(self, input_hw: tuple[int, int]) -> None:
+        """Compile the model for inputs of ``input_hw`` now, for single frames and every batch
+        size it may run (`batch_sizes`); otherwise the first frame of a new size compiles single
+        frames, and batch sizes follow in the background."""
+        for batch in self.batch_sizes:
+            self._compiled_for(input_hw, batch)
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """The batch sizes frames are inferred in, ascending: ``[1]`` without batching, else
+        the powers of two below ``max_batch`` and ``max_batch`` itself (``[1, 2, 4]``)."""
+        sizes, size = {self.max_batch}, 1
+        while size < self.max_batch:
+            sizes.add(size)
+            size *= 2
+        return sorted(sizes)
 
     def _compiled_precision(self) -> str | None:
         """``INFERENCE_PRECISION_HINT`` of the compiled model; None where the device (AUTO,
@@ -244,9 +302,12 @@ class OpenVinoBackend(InferenceBackend):
         # time of start_async({0: tensor}), whose generic input dispatch costs about 0.1 ms a
         # frame; a tensor of another dtype or layout is converted (copied) first
         tensor = np.ascontiguousarray(tensor, dtype=self._input_dtype)
+        if self._batcher is not None:
+            return self._batcher.submit(tensor)
         key = self._key(tensor.shape[2:])
         with self._lock:  # one lock a frame: the compiled model and an idle request
-            compiled = self._shapes.get(key)
+            shape = self._shapes.get(key)
+            compiled = shape.batches.get(1) if shape is not None else None
             if compiled is not None:
                 self._shapes.move_to_end(key)
             request = compiled.idle.pop() if compiled is not None and compiled.idle else None
@@ -266,14 +327,29 @@ class OpenVinoBackend(InferenceBackend):
         with self._lock:
             compiled.idle.append(request)
 
+    def close(self) -> None:
+        """Fail the frames still waiting for a batch; the completion thread ends."""
+        if self._batcher is not None:
+            self._batcher.close()
+
+
+class _Shape:
+    """The models compiled for one input size, by batch size."""
+
+    __slots__ = ("batches",)
+
+    def __init__(self) -> None:
+        self.batches: dict[int, _Compiled] = {}
+
 
 class _Compiled:
-    """A compiled model and its infer requests not in use."""
+    """A compiled model, the batch size it takes, and its infer requests not in use."""
 
-    __slots__ = ("idle", "model")
+    __slots__ = ("batch", "idle", "model")
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, batch: int = 1) -> None:
         self.model = model
+        self.batch = batch
         self.idle: list = []
 
 
@@ -323,3 +399,213 @@ class _RequestJob(InferenceJob):
         except Exception as error:  # noqa: BLE001 - the inference failed; raised by result()
             self.set_error(error)
             return True
+
+
+class _BatchedJob(InferenceJob):
+    """A frame waiting for (or in) a batch; the batcher's completion thread sets its output."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: np.ndarray) -> None:
+        super().__init__()
+        self.tensor = tensor
+
+
+class _Batch:
+    """Frames started together on one infer request."""
+
+    __slots__ = ("compiled", "input", "jobs", "request")
+
+    def __init__(self, compiled: _Compiled, request, jobs: list[_BatchedJob], batch_input) -> None:
+        self.compiled = compiled
+        self.request = request
+        self.jobs = jobs
+        self.input = batch_input  # the request reads it until done: keep it alive until then
+
+
+class _Batcher:
+    """Cross-camera batching for a throughput `OpenVinoBackend` whose model has a dynamic batch.
+
+    A frame starts at once, alone, while fewer than ``capacity`` requests are started
+    (``QUEUED_PER_STREAM`` per stream): a camera that keeps up waits for nothing. Beyond that,
+    frames wait here, and each time a request finishes the frames waiting are started together,
+    as many as the largest compiled batch size (powers of two up to ``max_batch``) allows, the
+    oldest first. So batches form only when the device is the bottleneck, and grow with the
+    queue: one inference of four frames costs less than four of one.
+
+    The batch sizes are compiled in the background when an input size is first seen (a second
+    or so each); smaller batches run meanwhile. One completion thread waits on the started
+    requests (without the GIL), hands each frame its row of the output and starts what waits;
+    it ends after `_IDLE_EXIT_S` without work and starts again with the next frame.
+    """
+
+    def __init__(self, backend: OpenVinoBackend, capacity: int) -> None:
+        self._backend = backend
+        self._capacity = capacity
+        self._sizes = backend.batch_sizes[::-1]  # largest first
+        self._cond = threading.Condition()
+        self._pending: deque[_BatchedJob] = deque()
+        self._running: deque[_Batch] = deque()
+        self._started = 0  # requests reserved or running (dispatched and not collected)
+        self._thread: threading.Thread | None = None
+        self._scheduled: set[tuple[int, int]] = set()  # sizes whose batch sizes are compiling
+        self._closed = False
+        self.counts: Counter[int] = Counter()
+
+    def submit(self, tensor: np.ndarray) -> InferenceJob:
+        input_hw = tuple(tensor.shape[2:])
+        compiled = self._backend.compiled_batches(input_hw)
+        if not compiled:  # a new size (or one dropped since): single frames compiled here
+            self._backend._compiled_for(input_hw)
+        job = _BatchedJob(tensor)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError(f"{self._backend!r} is closed")
+            if not compiled:
+                self._scheduled.discard(input_hw)
+            schedule = len(compiled) < len(self._sizes) and input_hw not in self._scheduled
+            if schedule:
+                self._scheduled.add(input_hw)
+            self._pending.append(job)
+        if schedule:  # batch sizes in the background
+            self._compile_later(input_hw)
+        self._start_waiting()
+        return job
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            waiting, self._pending = list(self._pending), deque()
+            self._cond.notify_all()
+        for job in waiting:
+            job.set_error(RuntimeError(f"{self._backend!r} was closed before this frame ran"))
+
+    def _start_waiting(self) -> None:
+        """Start batches of the frames waiting while fewer than ``capacity`` requests run."""
+        while True:
+            with self._cond:
+                taken = self._take()
+            if taken is None:
+                return
+            self._start(*taken)
+
+    def _take(self):
+        """Under the lock: the next batch to start (reserving a request), or None."""
+        if not self._pending or self._started >= self._capacity:
+            return None
+        backend = self._backend
+        shape = self._pending[0].tensor.shape  # batched with frames of its own shape only
+        same = [job for job in self._pending if job.tensor.shape == shape]
+        input_hw = tuple(shape[2:])
+        key = backend._key(input_hw)
+        with backend._lock:
+            shape = backend._shapes.get(key)
+            if shape is not None:
+                backend._shapes.move_to_end(key)
+            compiled_sizes = shape.batches if shape is not None else {}
+            size = next((s for s in self._sizes if s <= len(same) and s in compiled_sizes), 1)
+            compiled = compiled_sizes.get(size)
+            request = compiled.idle.pop() if compiled is not None and compiled.idle else None
+        jobs = same[:size]
+        for job in jobs:
+            self._pending.remove(job)
+        self._started += 1
+        self._ensure_thread()
+        return compiled, request, jobs
+
+    def _start(self, compiled: _Compiled | None, request, jobs: list[_BatchedJob]) -> None:
+        backend = self._backend
+        try:
+            if compiled is None:  # evicted since (more input sizes than kept): compile again
+                compiled = backend._compiled_for(jobs[0].tensor.shape[2:], len(jobs))
+            if request is None:
+                request = compiled.model.create_infer_request()
+            if len(jobs) == 1:
+                batch_input = jobs[0].tensor
+            else:
+                batch_input = np.concatenate([job.tensor for job in jobs])
+            request.set_input_tensor(backend._tensor(batch_input, shared_memory=True))
+            request.start_async()
+        except BaseException as error:
+            with self._cond:
+                self._started -= 1
+            if request is not None and compiled is not None:
+                backend._release(request, compiled)
+            for job in jobs:
+                job.set_error(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        with self._cond:
+            self._running.append(_Batch(compiled, request, jobs, batch_input))
+            self.counts[len(jobs)] += 1
+            self._cond.notify_all()
+
+    def _compile_later(self, input_hw: tuple[int, int]) -> None:
+        """Compile the batch sizes above 1 for ``input_hw`` on a thread of their own."""
+
+        def compile_() -> None:
+            for batch in self._backend.batch_sizes[1:]:
+                try:
+                    self._backend._compiled_for(input_hw, batch)
+                except Exception:  # noqa: BLE001 - smaller batches run instead; logged
+                    log.exception("OpenVINO: compiling batch %d for %s failed", batch, input_hw)
+                    return
+
+        # not a daemon: exiting while OpenVINO compiles aborts the process (its threads are
+        # torn down under it); the interpreter waits for this second or two instead
+        threading.Thread(target=compile_, name="openvino-compile").start()
+
+    def _ensure_thread(self) -> None:
+        """Under the lock: start the completion thread unless it runs."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._complete, name="openvino-batches", daemon=True
+            )
+            self._thread.start()
+
+    def _complete(self) -> None:
+        """The completion thread: collect finished batches in order, start what waits."""
+        while True:
+            with self._cond:
+                if not self._running and not self._cond.wait_for(
+                    lambda: self._running or (self._closed and not self._started),
+                    timeout=_IDLE_EXIT_S,
+                ):
+                    if not self._started and not self._pending:
+                        self._thread = None
+                        return
+                    continue
+                if not self._running:  # closed, nothing started
+                    self._thread = None
+                    return
+                batch = self._running[0]
+            self._finish(batch, batch.request.wait)
+            # others finished meanwhile (another stream) are collected without waiting
+            while True:
+                with self._cond:
+                    batch = self._running[0] if self._running else None
+                if batch is None or not self._finish(batch, lambda b=batch: b.request.wait_for(0)):
+                    break
+            self._start_waiting()
+
+    def _finish(self, batch: _Batch, wait) -> bool:
+        """Hand each frame of ``batch`` its output once ``wait()`` says it is done."""
+        error: Exception | None = None
+        try:
+            if wait() is False:
+                return False
+            output = batch.request.get_output_tensor(0).data
+            outputs = [output[i : i + 1].copy() for i in range(len(batch.jobs))]
+        except Exception as exc:  # noqa: BLE001 - every frame of the batch gets the error
+            error = exc
+        with self._cond:
+            self._running.remove(batch)
+            self._started -= 1
+        self._backend._release(batch.request, batch.compiled)
+        for i, job in enumerate(batch.jobs):
+            if error is None:
+                job.set_result(outputs[i])
+            else:
+                job.set_error(error)
+        return True
