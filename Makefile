@@ -42,7 +42,7 @@ browser:
 
 # pytest's exit 5 (no test collected) is reported, not treated as a failure of the code.
 test: setup browser
-	@$(BIN)/python -m pytest -q --durations=20; rc=$$?; \
+	@$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 0; fi; exit $$rc
 
 lint: setup

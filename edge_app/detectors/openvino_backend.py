@@ -494,10 +494,9 @@ class _Batcher:
         if not self._pending or self._started >= self._capacity:
             return None
         backend = self._backend
-        shape = self._pending[0].tensor.shape  # batched with frames of its own shape only
-        same = [job for job in self._pending if job.tensor.shape == shape]
-        input_hw = tuple(shape[2:])
-        key = backend._key(input_hw)
+        tensor_shape = self._pending[0].tensor.shape  # batched with its own shape only
+        same = [job for job in self._pending if job.tensor.shape == tensor_shape]
+        key = backend._key(tensor_shape[2:])
         with backend._lock:
             shape = backend._shapes.get(key)
             if shape is not None:
