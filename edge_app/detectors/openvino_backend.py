@@ -306,24 +306,45 @@ class OpenVinoBackend(InferenceBackend):
         tensor = np.ascontiguousarray(tensor, dtype=self._input_dtype)
         if self._batcher is not None:
             return self._batcher.submit(tensor)
-        key = self._key(tensor.shape[2:])
-        with self._lock:  # one lock a frame: the compiled model and an idle request
+        compiled, request = self._checkout(tensor.shape[2:], (1,))
+        compiled, request, _ = self._start_request(compiled, request, [tensor])
+        return _RequestJob(self, request, tensor, compiled)
+
+    def _checkout(
+        self, input_hw: tuple[int, int], batches
+    ) -> tuple[_Compiled | None, object | None]:
+        """Under one lock: the model compiled for ``input_hw`` at the first of ``batches`` it
+        is compiled for (None for a size not compiled, or dropped), and one of its idle
+        requests (None when all are in use); the size becomes the most recently used."""
+        key = self._key(input_hw)
+        with self._lock:
             shape = self._shapes.get(key)
-            compiled = shape.batches.get(1) if shape is not None else None
-            if compiled is not None:
-                self._shapes.move_to_end(key)
+            if shape is None:
+                return None, None
+            self._shapes.move_to_end(key)
+            compiled = next((shape.batches[b] for b in batches if b in shape.batches), None)
             request = compiled.idle.pop() if compiled is not None and compiled.idle else None
-        if compiled is None:  # a new input size
-            compiled = self._compiled_for(tensor.shape[2:])
+        return compiled, request
+
+    def _start_request(
+        self, compiled: _Compiled | None, request, tensors: list[np.ndarray]
+    ) -> tuple[_Compiled, object, np.ndarray]:
+        """Start ``tensors`` (one frame, or a batch stacked here) on ``request`` of
+        ``compiled``, compiling the size or creating a request where they are None; the
+        compiled model, the request and the input it reads (keep it alive until done).
+        On an error the request goes back idle and the error is raised."""
+        if compiled is None:  # a new input size (or one dropped since)
+            compiled = self._compiled_for(tensors[0].shape[2:], len(tensors))
         if request is None:
             request = compiled.model.create_infer_request()
         try:
-            request.set_input_tensor(self._tensor(tensor, shared_memory=True))
+            batch_input = tensors[0] if len(tensors) == 1 else np.concatenate(tensors)
+            request.set_input_tensor(self._tensor(batch_input, shared_memory=True))
             request.start_async()
         except BaseException:
             self._release(request, compiled)
             raise
-        return _RequestJob(self, request, tensor, compiled)
+        return compiled, request, batch_input
 
     def _release(self, request, compiled: _Compiled) -> None:
         with self._lock:
@@ -450,27 +471,24 @@ class _Batcher:
         self._running: deque[_Batch] = deque()
         self._started = 0  # requests reserved or running (dispatched and not collected)
         self._thread: threading.Thread | None = None
-        self._scheduled: set[tuple[int, int]] = set()  # sizes whose batch sizes are compiling
+        self._scheduled: set[tuple[int, int]] = set()  # sizes compiled (batches: or compiling)
         self._closed = False
         self.counts: Counter[int] = Counter()
 
     def submit(self, tensor: np.ndarray) -> InferenceJob:
         input_hw = tuple(tensor.shape[2:])
-        compiled = self._backend.compiled_batches(input_hw)
-        if not compiled:  # a new size (or one dropped since): single frames compiled here
-            self._backend._compiled_for(input_hw)
+        if input_hw not in self._scheduled:  # a new size (or one dropped since)
+            self._backend._compiled_for(input_hw)  # single frames: here, in the camera's thread
+            with self._cond:
+                schedule = input_hw not in self._scheduled
+                self._scheduled.add(input_hw)
+            if schedule:
+                self._compile_later(input_hw)  # batch sizes: in the background
         job = _BatchedJob(tensor)
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"{self._backend!r} is closed")
-            if not compiled:
-                self._scheduled.discard(input_hw)
-            schedule = len(compiled) < len(self._sizes) and input_hw not in self._scheduled
-            if schedule:
-                self._scheduled.add(input_hw)
             self._pending.append(job)
-        if schedule:  # batch sizes in the background
-            self._compile_later(input_hw)
         self._start_waiting()
         return job
 
@@ -495,19 +513,14 @@ class _Batcher:
         """Under the lock: the next batch to start (reserving a request), or None."""
         if not self._pending or self._started >= self._capacity:
             return None
-        backend = self._backend
         tensor_shape = self._pending[0].tensor.shape  # batched with its own shape only
         same = [job for job in self._pending if job.tensor.shape == tensor_shape]
-        key = backend._key(tensor_shape[2:])
-        with backend._lock:
-            shape = backend._shapes.get(key)
-            if shape is not None:
-                backend._shapes.move_to_end(key)
-            compiled_sizes = shape.batches if shape is not None else {}
-            size = next((s for s in self._sizes if s <= len(same) and s in compiled_sizes), 1)
-            compiled = compiled_sizes.get(size)
-            request = compiled.idle.pop() if compiled is not None and compiled.idle else None
-        jobs = same[:size]
+        input_hw = tuple(tensor_shape[2:])
+        sizes = [size for size in self._sizes if size <= len(same)]  # largest first
+        compiled, request = self._backend._checkout(input_hw, sizes)
+        if compiled is None:  # dropped (more input sizes than kept): compiled again on start
+            self._scheduled.discard(input_hw)
+        jobs = same[: compiled.batch if compiled is not None else 1]
         for job in jobs:
             self._pending.remove(job)
         self._started += 1
@@ -515,23 +528,13 @@ class _Batcher:
         return compiled, request, jobs
 
     def _start(self, compiled: _Compiled | None, request, jobs: list[_BatchedJob]) -> None:
-        backend = self._backend
         try:
-            if compiled is None:  # evicted since (more input sizes than kept): compile again
-                compiled = backend._compiled_for(jobs[0].tensor.shape[2:], len(jobs))
-            if request is None:
-                request = compiled.model.create_infer_request()
-            if len(jobs) == 1:
-                batch_input = jobs[0].tensor
-            else:
-                batch_input = np.concatenate([job.tensor for job in jobs])
-            request.set_input_tensor(backend._tensor(batch_input, shared_memory=True))
-            request.start_async()
+            compiled, request, batch_input = self._backend._start_request(
+                compiled, request, [job.tensor for job in jobs]
+            )
         except BaseException as error:
             with self._cond:
                 self._started -= 1
-            if request is not None and compiled is not None:
-                backend._release(request, compiled)
             for job in jobs:
                 job.set_error(error)
             if not isinstance(error, Exception):
