@@ -17,6 +17,7 @@ from edge_app.detectors.base import (
 )
 from edge_app.detectors.config import OnnxRuntimeConfig
 from edge_app.detectors.metadata import DetectorMetadata
+from edge_app.detectors.onnx_graph import rewrite_for_onnxruntime
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 """numpy dtype a submitted tensor is converted to, by the model input's ONNX type."""
@@ -29,6 +30,10 @@ class OnnxRuntimeBackend(InferenceBackend):
     on at once (``max_in_flight == threads``): small detectors scale far better across frames
     than inside one frame, so several cameras, or one camera's consecutive frames, get the most
     frames a second. ``latency`` runs one frame at a time on ``threads`` intra-op threads.
+
+    Unless ``rewrite_graph`` is off, the session runs the model with the head's DFL softmax
+    over the last axis (`rewrite_for_onnxruntime`; ``graph_rewritten`` says whether there was
+    one): the same outputs, computed faster by ONNX Runtime's CPU kernels.
 
     The session runs on the config's ``execution_providers`` (in that order); ONNX Runtime would
     quietly fall back to the CPU for a provider it lacks or cannot start, so both are refused.
@@ -77,8 +82,10 @@ class OnnxRuntimeBackend(InferenceBackend):
         options.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if config.allow_spinning else "0"
         )
+        rewritten = rewrite_for_onnxruntime(model_path) if config.rewrite_graph else None
+        self.graph_rewritten = rewritten is not None
         self.session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=providers
+            rewritten or str(model_path), sess_options=options, providers=providers
         )
         started = self.session.get_providers()
         failed = [p for p in providers if p not in started]
