@@ -208,7 +208,9 @@ def compare(
     if threads is None:  # ultralytics configures the runtime itself (all cores)
         runs["ultralytics"] = lambda: run_ultralytics(model, video, size)
     if path.suffix == ".onnx":  # the DFL rewrite (docs/edge.md) against the file as it is
-        as_exported = load_detector(path, performance_hint="throughput", rewrite_graph=False)
+        as_exported = load_detector(
+            path, backend="onnxruntime", performance_hint="throughput", rewrite_graph=False
+        )
         runs["raw throughput, graph as exported"] = lambda: run_raw_async(as_exported, tensors)
     for name in ("raw latency", "pipeline", "ultralytics"):  # model load, first inferences
         if name in runs:
