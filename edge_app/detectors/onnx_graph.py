@@ -71,6 +71,7 @@ def rewrite_dfl_softmax(model) -> int:
     producer = {name: node for node in graph.node for name in node.output}
     initializers = {i.name: i for i in graph.initializer}
     taken = set(initializers) | set(producer) | {i.name for i in graph.input}
+    taken |= {node.name for node in graph.node}
     changed: set[str] = set()
     count = 0
     replaced: set[str] = set()
@@ -94,10 +95,13 @@ def rewrite_dfl_softmax(model) -> int:
         if kernel.ndim != 4 or kernel.shape[0] != 1 or kernel.shape[2:] != (1, 1):
             continue
         if (
-            [n.name for n in consumers.get(transpose.output[0], [])] != [softmax.name]
-            or [n.name for n in consumers.get(softmax.output[0], [])] != [conv.name]
+            not _only(consumers.get(transpose.output[0], []), softmax)
+            or not _only(consumers.get(softmax.output[0], []), conv)
             or not consumers.get(conv.output[0])
-            or any(n.op_type != "Reshape" for n in consumers[conv.output[0]])
+            or not all(
+                _reshape_of_order(n, conv.output[0], initializers)
+                for n in consumers[conv.output[0]]
+            )
             or {transpose.output[0], softmax.output[0], conv.output[0]} & outputs
         ):
             continue
@@ -106,7 +110,10 @@ def rewrite_dfl_softmax(model) -> int:
         _set_attribute(transpose, helper.make_attribute("perm", [0, 1, 3, 2]))
         _set_attribute(softmax, helper.make_attribute("axis", -1))
         matmul = helper.make_node(
-            "MatMul", [softmax.output[0], name], list(conv.output), name=f"{conv.name}_matmul"
+            "MatMul",
+            [softmax.output[0], name],
+            list(conv.output),
+            name=_unique(f"{conv.name or 'dfl'}_matmul", taken),
         )
         index = list(graph.node).index(conv)
         graph.node.remove(conv)
@@ -133,6 +140,26 @@ _CONV_1X1 = (
     ("auto_pad", b"NOTSET"),
 )
 """Conv attributes (and their defaults) that make it a plain 1x1 dot product over channels."""
+
+
+def _only(nodes: list, node) -> bool:
+    """Whether ``node`` (the very message, not an equal one) is the one node in ``nodes``."""
+    return len(nodes) == 1 and nodes[0] is node
+
+
+def _reshape_of_order(node, tensor: str, initializers: dict) -> bool:
+    """Whether ``node`` is a ``Reshape`` of ``tensor`` whose result depends only on the element
+    order of ``tensor``, not on its shape: not one whose target is ``tensor`` itself, nor one
+    with a constant target copying an input dimension after the first (a 0 without
+    ``allowzero``), which would copy 1 before the rewrite and 4 after it."""
+    from onnx import numpy_helper
+
+    if node.op_type != "Reshape" or list(node.input[:1]) != [tensor] or tensor in node.input[1:]:
+        return False
+    target = initializers.get(node.input[1]) if len(node.input) > 1 else None
+    if target is None or _attribute(node, "allowzero", 0):
+        return True
+    return not (numpy_helper.to_array(target)[1:] == 0).any()
 
 
 def _attribute(node, name: str, default):

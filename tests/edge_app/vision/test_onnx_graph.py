@@ -34,6 +34,7 @@ def dfl_graph(
     bias: bool = False,
     after: str = "Reshape",
     softmax_is_output: bool = False,
+    target: tuple[int, ...] = (1, 4, 7),
 ) -> onnx.ModelProto:
     """ultralytics' DFL: (1, 4, 16, A) -> Transpose -> Softmax -> Conv 1x1 (weights 0..15) ->
     Reshape (1, 4, A), with the variations a test asks for."""
@@ -41,7 +42,7 @@ def dfl_graph(
     weight = np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1)
     initializers = [
         numpy_helper.from_array(weight, "w"),
-        numpy_helper.from_array(np.array([1, 4, anchors], dtype=np.int64), "shape"),
+        numpy_helper.from_array(np.array(target, dtype=np.int64), "shape"),
         numpy_helper.from_array(np.array([0.5], dtype=np.float32), "b"),
     ]
     nodes = [
@@ -95,6 +96,8 @@ def test_the_rewritten_dfl_computes_what_the_original_does():
         {"bias": True},
         {"after": "Relu"},  # a consumer that cares about the output's shape
         {"softmax_is_output": True},
+        # a 0 copies the input's dimension: 1 of (1, 1, 4, A) before, 4 of (1, 4, A, 1) after
+        {"target": (1, 0, -1)},
     ],
     ids=str,
 )
