@@ -61,6 +61,9 @@ MODEL_RETRY_MIN_S = 5.0
 MODEL_RETRY_MAX_S = 300.0
 """The longest wait between two attempts at a model the registry could not deliver."""
 
+KEEP_IDLE_DETECTORS = 2
+"""Detectors no camera runs that a `ModelStore` keeps loaded, for a quick switch back."""
+
 SPOOL_ERROR_HEARTBEATS = 3
 """A spool's disk problem is reported for this many heartbeat intervals after the last item it
 cost, so a disk that is full now and then between heartbeats is not reported as well."""
@@ -122,6 +125,12 @@ class ModelStore:
     whose ``.onnx`` it then runs). A camera asking ``int8`` of a version without that format, or
     of a model shipped with the app, runs it in FP32 and never stops;
     :meth:`precision_fallback` says why.
+
+    Each `load` is a lease on the detector, given back with `release` once its camera stops
+    running it. A detector nobody leases stays loaded for a quick switch back, the
+    ``keep_idle`` most recently released ones; older ones are closed and forgotten (their
+    files stay in the cache), so a device whose cameras switch model after model keeps in
+    memory what its cameras run and a few more, not every model it ever ran.
     """
 
     def __init__(
@@ -132,13 +141,19 @@ class ModelStore:
         cache_dir: Path | None = None,
         open_detector: Callable[[Path], Detector] = load_detector,
         backend: str = "auto",
+        keep_idle: int = KEEP_IDLE_DETECTORS,
     ):
+        if keep_idle < 0:
+            raise ValueError(f"keep_idle must be 0 or more, got {keep_idle}")
         self.preloaded = {key: Path(path) for key, path in (preloaded or {}).items()}
         self.registry = registry
         self.cache_dir = cache_dir
         self.open_detector = open_detector
         self.backend = "openvino" if backend == "openvino" else "onnxruntime"
+        self.keep_idle = keep_idle
         self._detectors: dict[str, Detector] = {}
+        self._leases: dict[str, int] = {}
+        self._idle: dict[str, None] = {}  # keys nobody leases, least recently released first
         self._fallbacks: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
@@ -223,22 +238,68 @@ class ModelStore:
             return self._fallbacks.get((str(ref), precision))
 
     def load(self, ref: ModelRef, precision: Precision = "fp32") -> tuple[ModelRef, Detector]:
-        """The detector for ``ref`` in ``precision``, loaded once per resolved model file."""
+        """The detector for ``ref`` in ``precision``, loaded once per resolved model file, and a
+        lease on it (`release` it when done)."""
         resolved, path = self.model_path(ref, precision)
         key = f"{resolved.name}:{resolved.version}:{path}"
         with self._lock:
-            detector = self._detectors.get(key)
+            detector = self._lease(key)
         if detector is None:
             try:
-                detector = self.open_detector(path)
+                opened = self.open_detector(path)
             except (OSError, ValueError, ImportError, RuntimeError) as error:
                 raise ModelStoreError(
                     f"cannot load model {resolved} from {path}: {error}"
                 ) from error
             with self._lock:
-                detector = self._detectors.setdefault(key, detector)
-            log.info("loaded model %s from %s", resolved, path)
+                detector = self._lease(key)
+                if detector is None:
+                    detector = self._detectors[key] = opened
+                    self._leases[key] = 1
+            if detector is not opened:  # another camera loaded the same file meanwhile
+                opened.close()
+            else:
+                log.info("loaded model %s from %s", resolved, path)
         return resolved, detector
+
+    def release(self, detector: Detector) -> None:
+        """Give back a lease `load` gave on ``detector``. Unknown detectors (closed already, or
+        not from this store) are ignored."""
+        closing = []
+        with self._lock:
+            key = next((k for k, d in self._detectors.items() if d is detector), None)
+            if key is None:
+                return
+            self._leases[key] -= 1
+            if self._leases[key] > 0:
+                return
+            del self._leases[key]
+            self._idle[key] = None
+            while len(self._idle) > self.keep_idle:
+                oldest = next(iter(self._idle))
+                del self._idle[oldest]
+                closing.append((oldest, self._detectors.pop(oldest)))
+        for key, idle in closing:
+            log.info(
+                "closing model %s: no camera runs it, and %d left since stay loaded",
+                key,
+                self.keep_idle,
+            )
+            idle.close()
+
+    @property
+    def loaded(self) -> dict[str, int]:
+        """Leases by loaded model (``name:version:path``); 0 for one kept idle."""
+        with self._lock:
+            return {key: self._leases.get(key, 0) for key in self._detectors}
+
+    def _lease(self, key: str) -> Detector | None:
+        """The detector loaded for ``key`` with one more lease on it, or None (lock held)."""
+        detector = self._detectors.get(key)
+        if detector is not None:
+            self._idle.pop(key, None)
+            self._leases[key] = self._leases.get(key, 0) + 1
+        return detector
 
     def _record_fallback(self, ref: ModelRef, precision: str, fallback: str | None) -> None:
         with self._lock:
@@ -477,7 +538,7 @@ class CameraRuntime:
         if self.processor is not None and changed:
             self.processor.configure(camera_settings)
         if camera_settings.model is None:
-            self._loading = None
+            self._abandon_loading()
             self.model_error = (
                 "no model: neither the control config nor the camera's device config names one"
             )
@@ -486,11 +547,25 @@ class CameraRuntime:
         if self._loading is not None and self._loading[0] == wanted:
             return
         if self.processor is not None and wanted == self._model_asked:
-            self._loading = None  # back to the running model while another one was loading
+            self._abandon_loading()  # back to the running model while another one was loading
             self.model_error = None
             return
         log.info("camera %s: loading model %s (%s)", self.camera_id, wanted.model, wanted.precision)
+        self._abandon_loading()
         self._loading = (wanted, self.loader.submit(self.models.load, *wanted))
+
+    def _abandon_loading(self) -> None:
+        """Forget the model loading now; once it has loaded, its lease goes back to the store."""
+        loading, self._loading = self._loading, None
+        if loading is not None:
+            loading[1].add_done_callback(self._release_loaded)
+
+    def _release_loaded(self, future: Future[tuple[ModelRef, Detector] | None]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        loaded = future.result()
+        if loaded is not None:
+            self.models.release(loaded[1])
 
     def _start_alias_check(self) -> None:
         """Resolve the alias the camera runs again in the background (see `check_alias`)."""
@@ -564,8 +639,11 @@ class CameraRuntime:
                 frame_rate=self.config.process_fps,
             )
         elif resolved != self.processor.model or detector is not self.processor.detector:
+            previous = self.processor.detector
             self.processor.set_detector(detector, resolved)
+            self.models.release(previous)
         else:
+            self.models.release(detector)  # this load's lease on the detector running already
             return
         log.info("camera %s: now running model %s", self.camera_id, resolved)
 

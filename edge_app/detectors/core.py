@@ -62,6 +62,10 @@ class Detector:
     def __repr__(self) -> str:
         return f"Detector({self.backend!r}, classes={len(self.class_names)}, imgsz={self.imgsz})"
 
+    def close(self) -> None:
+        """Release the threads the backend holds; the detector must not be used afterwards."""
+        self.backend.close()
+
     @property
     def class_names(self) -> dict[int, str]:
         """Class names by class id, from the model's metadata."""
