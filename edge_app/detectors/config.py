@@ -157,7 +157,7 @@ class OnnxRuntimeConfig(_BackendConfig):
     rewrite_graph: bool = Field(
         default=True,
         description="at load, move the YOLO head's DFL softmax to the last axis, where ONNX "
-        "Runtime computes it without transposing (the same outputs; 3-4 % more frames a "
+        "Runtime computes it without transposing (the same outputs; 4-8 % more frames a "
         "second on CPU for yolov8n); the file itself is not changed. false: run it as it is",
     )
 
