@@ -292,10 +292,10 @@ class OpenVinoBackend(InferenceBackend):
     def submit(self, tensor: np.ndarray) -> InferenceJob:
         """Start ``tensor`` (shared, not copied) on an idle infer request, or a new one.
 
-        With batching (the class's description), a frame beyond what runs at once waits in the
-        backend for a batch instead. Never waits: OpenVINO queues requests beyond its streams
-        itself. Requests are reused, so
-        there are as many as jobs were ever in flight at once (cameras times pipeline depth).
+        Never waits: OpenVINO queues requests beyond its streams itself; with batching (the
+        class's description) a frame beyond what runs at once waits in the backend for a batch
+        instead. Requests are reused, so there are as many as jobs were ever in flight at once
+        (cameras times pipeline depth).
         Whoever calls ``result()`` waits for the request without holding the GIL and copies the
         output; no Python callback runs on OpenVINO's threads, so a busy Python thread never
         holds up the next inference.
