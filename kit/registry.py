@@ -54,6 +54,8 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +158,10 @@ class ModelRegistry(RegistryReader):
         ['bottle']
     """
 
+    abandoned_upload_after = timedelta(minutes=15)
+    """How old a format's file that no metadata lists must be before :meth:`add_format` takes
+    it for the leftover of an add that died, and replaces it."""
+
     # -- writing --------------------------------------------------------------------------
 
     def register(
@@ -244,7 +250,9 @@ class ModelRegistry(RegistryReader):
         What a version gains after registration is a file made from its own weights (an INT8
         model quantized from them), so a camera running the version can ask for it by
         precision. ``metadata.json`` is rewritten only if nobody changed it since it was read
-        (a conditional put, ``If-Match``), so two additions never lose one another.
+        (a conditional put, ``If-Match``), so two additions never lose one another; and the
+        format's file is written only where no other add's file is (see `_put_new_file`), so
+        the file the metadata lists is the one that was uploaded with it.
 
         Args:
             ref: the version (a number, ``latest`` or an alias, resolved now).
@@ -258,7 +266,8 @@ class ModelRegistry(RegistryReader):
         Raises:
             RegistryError: the model or version does not exist.
             RegistryConflictError: the version has ``fmt`` already, or its metadata changed
-                while the format was being added (add it again).
+                while the format was being added, or another add of ``fmt`` is under way
+                (add it again).
             ValueError: an unknown format or a missing file.
         """
         resolved = self.resolve(ref)
@@ -278,7 +287,7 @@ class ModelRegistry(RegistryReader):
                     "metrics": {**current.metrics, **(metrics or {})},
                 }
             )
-            self.s3.upload_file(str(local), self.bucket, prefix + artifact.file)
+            self._put_new_file(local, prefix + artifact.file, artifact.sha256, f"{resolved} {fmt}")
         try:
             self.s3.put_object(
                 Bucket=self.bucket,
@@ -294,6 +303,52 @@ class ModelRegistry(RegistryReader):
                 f"the metadata of {resolved} changed while {fmt} was being added; add it again"
             ) from None
         return updated
+
+    def _put_new_file(self, local: Path, key: str, sha256: str, what: str) -> None:
+        """Upload the file of a format no metadata lists yet, never over another add's file.
+
+        Two adds of the same format to one version upload to the same key before either writes
+        the metadata; the one whose metadata lands would list a file the other then overwrote.
+        So the file is written only where there is none (``If-None-Match``); a file already
+        there is taken as it is when it holds the same bytes (an earlier attempt that stopped
+        before the metadata), replaced when it is older than `abandoned_upload_after` (by the
+        S3 clock: an attempt that died) unless it changes meanwhile (``If-Match``), and
+        otherwise refused: another add is under way.
+        """
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
+                raise
+            head = None
+        condition = {"IfNoneMatch": "*"}
+        if head is not None:
+            if head.get("Metadata", {}).get("sha256") == sha256:
+                return
+            served = head["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
+            now = parsedate_to_datetime(served) if served else utc_now()
+            age = now - head["LastModified"]
+            if age < self.abandoned_upload_after:
+                raise RegistryConflictError(
+                    f"{what}: another add of this format uploaded a different file "
+                    f"{int(age.total_seconds())} s ago and has not recorded it (yet); if that "
+                    f"add failed, add it again once the file is "
+                    f"{self.abandoned_upload_after.total_seconds() / 60:g} minutes old"
+                )
+            condition = {"IfMatch": head["ETag"]}
+        try:
+            with local.open("rb") as body:
+                self.s3.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, Metadata={"sha256": sha256}, **condition
+                )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code not in {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}:
+                raise
+            raise RegistryConflictError(
+                f"{what}: another add of this format uploaded its file at the same time; "
+                "add it again"
+            ) from None
 
     def alias(self, name: str, alias: str, version: int | str) -> ModelRef:
         """Point ``alias`` (e.g. ``production``) of ``name`` at ``version`` (a number, ``latest`` or another alias).

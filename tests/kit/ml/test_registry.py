@@ -6,6 +6,7 @@ import hashlib
 import json
 import tarfile
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -165,6 +166,129 @@ def test_concurrent_registrations_get_distinct_versions(registry, model_files):
     assert not errors
     assert sorted(versions) == [1, 2, 3, 4, 5, 6]
     assert registry.versions("shelf") == [1, 2, 3, 4, 5, 6]
+
+
+INT8 = "models/shelf/1/model_int8.onnx"
+
+
+def int8_file(tmp_path, content: bytes):
+    path = tmp_path / f"int8-{len(content)}.onnx"
+    path.write_bytes(content)
+    return path
+
+
+def test_two_adds_of_one_format_at_once_never_leave_the_metadata_listing_a_replaced_file(
+    backend_settings, registry, model_files, tmp_path
+):
+    """Both adds read the metadata before either writes it; A uploads its file and records it,
+    then B, which has not seen A's metadata, uploads its own: B's file must not land on A's."""
+    register(registry, {"onnx": model_files["onnx"]})
+    files = {"a": int8_file(tmp_path, b"a" * 500), "b": int8_file(tmp_path, b"b" * 700)}
+    b_read, a_recorded = threading.Event(), threading.Event()
+    clients = {name: backend_settings.client("s3") for name in files}
+
+    # after-call handlers see no parameters: the before-parameter-build one marks the context
+    def mark_metadata(params, context, **_):
+        context["metadata"] = params["Key"].endswith("metadata.json")
+
+    def after_b_reads(context, **_):
+        if context.get("metadata"):
+            b_read.set()
+
+    def before_a_records(params, context, **_):
+        mark_metadata(params, context)
+        if context["metadata"]:
+            assert b_read.wait(30)
+
+    def after_a_records(context, **_):
+        if context.get("metadata"):
+            a_recorded.set()
+
+    def before_b_writes(params, **_):
+        if params["Key"] == INT8:
+            assert a_recorded.wait(30)
+
+    clients["a"].meta.events.register("before-parameter-build.s3.PutObject", before_a_records)
+    clients["a"].meta.events.register("after-call.s3.PutObject", after_a_records)
+    clients["b"].meta.events.register("before-parameter-build.s3.GetObject", mark_metadata)
+    clients["b"].meta.events.register("after-call.s3.GetObject", after_b_reads)
+    clients["b"].meta.events.register("before-parameter-build.s3.PutObject", before_b_writes)
+    outcome: dict[str, object] = {}
+
+    def add(name):
+        try:
+            outcome[name] = ModelRegistry(clients[name], registry.bucket).add_format(
+                "shelf:1", "onnx_int8", files[name]
+            )
+        except Exception as error:
+            outcome[name] = error
+
+    threads = [threading.Thread(target=add, args=(name,)) for name in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert isinstance(outcome["b"], RegistryConflictError), outcome["b"]
+    assert "add it again" in str(outcome["b"])
+    recorded = registry.get("shelf:1").formats["onnx_int8"]
+    assert recorded.sha256 == outcome["a"].formats["onnx_int8"].sha256
+    assert registry.download("shelf:1", "onnx_int8").read_bytes() == b"a" * 500
+
+
+def test_an_add_that_died_after_its_upload_is_taken_over(registry, model_files, tmp_path):
+    """An add that uploaded its file and died before the metadata leaves a file nobody lists:
+    the same file added again uses it; another file waits for `abandoned_upload_after`, then
+    replaces it."""
+    register(registry, {"onnx": model_files["onnx"]})
+    first, other = int8_file(tmp_path, b"1" * 300), int8_file(tmp_path, b"2" * 400)
+
+    def dies_before_the_metadata(params, **_):
+        if params["Key"].endswith("metadata.json"):
+            raise ConnectionError("the process died")
+
+    registry.s3.meta.events.register(
+        "before-parameter-build.s3.PutObject", dies_before_the_metadata
+    )
+    with pytest.raises(ConnectionError):
+        registry.add_format("shelf:1", "onnx_int8", first)
+    registry.s3.meta.events.unregister(
+        "before-parameter-build.s3.PutObject", dies_before_the_metadata
+    )
+    assert "onnx_int8" not in registry.get("shelf:1").formats
+    assert registry.s3.get_object(Bucket=registry.bucket, Key=INT8)["Body"].read() == b"1" * 300
+
+    with pytest.raises(RegistryConflictError, match="add it again once the file is 15 minutes old"):
+        registry.add_format("shelf:1", "onnx_int8", other)
+    assert registry.s3.get_object(Bucket=registry.bucket, Key=INT8)["Body"].read() == b"1" * 300
+
+    registry.abandoned_upload_after = timedelta(0)
+    registry.add_format("shelf:1", "onnx_int8", other)
+    assert registry.download("shelf:1", "onnx_int8").read_bytes() == b"2" * 400
+    with pytest.raises(RegistryConflictError, match="has a 'onnx_int8' file already"):
+        registry.add_format("shelf:1", "onnx_int8", first)
+
+
+def test_the_same_file_added_again_after_a_failed_add_is_recorded(registry, model_files, tmp_path):
+    register(registry, {"onnx": model_files["onnx"]})
+    first = int8_file(tmp_path, b"1" * 300)
+
+    def dies_before_the_metadata(params, **_):
+        if params["Key"].endswith("metadata.json"):
+            raise ConnectionError("the network went away")
+
+    registry.s3.meta.events.register(
+        "before-parameter-build.s3.PutObject", dies_before_the_metadata
+    )
+    with pytest.raises(ConnectionError):
+        registry.add_format("shelf:1", "onnx_int8", first)
+    registry.s3.meta.events.unregister(
+        "before-parameter-build.s3.PutObject", dies_before_the_metadata
+    )
+
+    added = registry.add_format("shelf:1", "onnx_int8", first)
+    assert added.formats["onnx_int8"].sha256 == hashlib.sha256(b"1" * 300).hexdigest()
+    assert registry.download("shelf:1", "onnx_int8").read_bytes() == b"1" * 300
 
 
 def test_download_verifies_and_caches(registry, model_files, tmp_path):
