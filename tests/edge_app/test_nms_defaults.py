@@ -36,7 +36,9 @@ def test_defaults_give_what_ultralytics_predict_gives_with_its_defaults(
 
 
 def test_a_lower_iou_merges_more_and_max_det_keeps_the_most_confident(trained_model, detector):
-    frame = trained_model.frames[0]
+    # the frame with the most boxes: how many each has depends on the tiny model's training run,
+    # which differs from CPU to CPU (its kernels round differently)
+    frame = max(trained_model.frames, key=lambda image: len(detector.detect(image, conf=0.01)))
     loose = detector.detect(frame, conf=0.01, iou=0.95)
     strict = detector.detect(frame, conf=0.01, iou=0.1)
     every = detector.detect(frame, conf=0.01)
