@@ -236,6 +236,22 @@ def test_two_adds_of_one_format_at_once_never_leave_the_metadata_listing_a_repla
     assert registry.download("shelf:1", "onnx_int8").read_bytes() == b"a" * 500
 
 
+def add_that_dies_before_the_metadata(registry, file) -> None:
+    """``add_format`` that stops after uploading its file, before writing the metadata (the
+    process died, the network went away)."""
+
+    def dies(params, **_):
+        if params["Key"].endswith("metadata.json"):
+            raise ConnectionError("the process died")
+
+    registry.s3.meta.events.register("before-parameter-build.s3.PutObject", dies)
+    try:
+        with pytest.raises(ConnectionError):
+            registry.add_format("shelf:1", "onnx_int8", file)
+    finally:
+        registry.s3.meta.events.unregister("before-parameter-build.s3.PutObject", dies)
+
+
 def test_an_add_that_died_after_its_upload_is_taken_over(registry, model_files, tmp_path):
     """An add that uploaded its file and died before the metadata leaves a file nobody lists:
     the same file added again uses it; another file waits for `abandoned_upload_after`, then
@@ -243,18 +259,7 @@ def test_an_add_that_died_after_its_upload_is_taken_over(registry, model_files, 
     register(registry, {"onnx": model_files["onnx"]})
     first, other = int8_file(tmp_path, b"1" * 300), int8_file(tmp_path, b"2" * 400)
 
-    def dies_before_the_metadata(params, **_):
-        if params["Key"].endswith("metadata.json"):
-            raise ConnectionError("the process died")
-
-    registry.s3.meta.events.register(
-        "before-parameter-build.s3.PutObject", dies_before_the_metadata
-    )
-    with pytest.raises(ConnectionError):
-        registry.add_format("shelf:1", "onnx_int8", first)
-    registry.s3.meta.events.unregister(
-        "before-parameter-build.s3.PutObject", dies_before_the_metadata
-    )
+    add_that_dies_before_the_metadata(registry, first)
     assert "onnx_int8" not in registry.get("shelf:1").formats
     assert registry.s3.get_object(Bucket=registry.bucket, Key=INT8)["Body"].read() == b"1" * 300
 
@@ -273,18 +278,7 @@ def test_the_same_file_added_again_after_a_failed_add_is_recorded(registry, mode
     register(registry, {"onnx": model_files["onnx"]})
     first = int8_file(tmp_path, b"1" * 300)
 
-    def dies_before_the_metadata(params, **_):
-        if params["Key"].endswith("metadata.json"):
-            raise ConnectionError("the network went away")
-
-    registry.s3.meta.events.register(
-        "before-parameter-build.s3.PutObject", dies_before_the_metadata
-    )
-    with pytest.raises(ConnectionError):
-        registry.add_format("shelf:1", "onnx_int8", first)
-    registry.s3.meta.events.unregister(
-        "before-parameter-build.s3.PutObject", dies_before_the_metadata
-    )
+    add_that_dies_before_the_metadata(registry, first)
 
     added = registry.add_format("shelf:1", "onnx_int8", first)
     assert added.formats["onnx_int8"].sha256 == hashlib.sha256(b"1" * 300).hexdigest()
