@@ -98,6 +98,9 @@ FORMAT_FILES: dict[str, str] = {
 
 _FORMAT_PRECISION = {"onnx_fp16": "fp16", "onnx_int8": "int8", "openvino_int8": "int8"}
 _MAX_CLAIM_ATTEMPTS = 50
+_CONDITION_FAILED = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+"""Error codes of a conditional put that lost: the condition failed, or a concurrent write to
+the key (S3's 409) was under way."""
 
 __all__ = [
     "CLAIM_FILE",
@@ -343,7 +346,7 @@ class ModelRegistry(RegistryReader):
                 )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
-            if code not in {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}:
+            if code not in _CONDITION_FAILED:
                 raise
             raise RegistryConflictError(
                 f"{what}: another add of this format uploaded its file at the same time; "
@@ -473,7 +476,7 @@ class ModelRegistry(RegistryReader):
                 return candidate
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code", "")
-                if code not in {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}:
+                if code not in _CONDITION_FAILED:
                     raise
                 candidate += 1
         raise RegistryConflictError(
